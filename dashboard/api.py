@@ -1,0 +1,114 @@
+"""JSON read API for predictions, and the liveness and readiness probes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlmodel import SQLModel
+
+from hookwatch.deps import RuntimeDep, SessionDep
+from storage.migrate import is_current
+from storage.queries import get_prediction, list_predictions
+from storage.tables import Prediction
+
+router = APIRouter()
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+class PredictionRead(SQLModel):
+    id: str
+    status: str
+    model: str | None
+    version: str | None
+    deployment: str | None
+    error: str | None
+    error_fingerprint: str | None
+    created_at: str | None
+    started_at: str | None
+    completed_at: str | None
+    first_seen_at: str | None
+    updated_at: str | None
+    predict_time: float | None
+    queue_time: float | None
+    event_count: int
+    reconciled: bool
+
+    @classmethod
+    def of(cls, row: Prediction) -> PredictionRead:
+        queue = (
+            row.started_at - row.created_at
+            if row.started_at is not None and row.created_at is not None
+            else None
+        )
+        return cls(
+            id=row.id,
+            status=row.status,
+            model=row.model,
+            version=row.version,
+            deployment=row.deployment,
+            error=row.error,
+            error_fingerprint=row.fingerprint,
+            created_at=iso(row.created_at),
+            started_at=iso(row.started_at),
+            completed_at=iso(row.completed_at),
+            first_seen_at=iso(row.first_seen_at),
+            updated_at=iso(row.updated_at),
+            predict_time=row.predict_time,
+            queue_time=queue,
+            event_count=row.event_count,
+            reconciled=row.source == "reconciled",
+        )
+
+
+@router.get("/api/predictions/{prediction_id}", response_model=PredictionRead, tags=["predictions"])
+def read_prediction(prediction_id: str, session: SessionDep) -> PredictionRead:
+    row = get_prediction(session, prediction_id=prediction_id)
+    if row is None:
+        raise HTTPException(404, f"no prediction with id {prediction_id!r} has been recorded")
+    return PredictionRead.of(row)
+
+
+@router.get("/api/predictions", response_model=list[PredictionRead], tags=["predictions"])
+def read_predictions(
+    session: SessionDep,
+    status: str | None = Query(default=None, max_length=40),
+    model: str | None = Query(default=None, max_length=300),
+    deployment: str | None = Query(default=None, max_length=300),
+    limit: int = Query(default=50, ge=1, le=1000),
+) -> list[PredictionRead]:
+    rows = list_predictions(
+        session, status=status, model=model, deployment=deployment, limit=limit
+    )
+    return [PredictionRead.of(r) for r in rows]
+
+
+@router.get("/healthz", tags=["health"])
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["health"])
+def readyz(runtime: RuntimeDep) -> JSONResponse:
+    checks: dict[str, Any] = {}
+    try:
+        with runtime.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+        checks["migrations"] = "current" if is_current(runtime.engine) else "outdated"
+    except Exception as exc:
+        checks["database"] = f"unreachable ({type(exc).__name__})"
+    checks.update(runtime.extras.get("readiness", {}))
+    ready = checks.get("database") == "ok" and checks.get("migrations") == "current"
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )

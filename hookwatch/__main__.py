@@ -1,0 +1,7 @@
+"""python -m hookwatch."""
+
+import sys
+
+from hookwatch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,115 @@
+"""create_app(settings): the whole service as one ASGI app, with its lifespan."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+
+from hooks.route import receive_webhook
+from hooks.signature import Verifier
+from hookwatch.config import Config, load_config
+from hookwatch.jobs import Jobs
+from hookwatch.metrics import Metrics
+from hookwatch.runtime import Runtime
+from hookwatch.settings import Settings
+from storage.engine import make_engine
+from storage.migrate import upgrade
+from storage.writer import Writer
+
+log = logging.getLogger("hookwatch")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.time,
+    config: Config | None = None,
+    run_jobs: bool = True,
+) -> FastAPI:
+    """Build the app. Tests pass their own settings, clock and config; nothing reads globals."""
+    config = config if config is not None else load_config(settings.config)
+    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    verifier = Verifier(
+        [s.get_secret_value() for s in settings.webhook_secrets],
+        settings.ingest_token.get_secret_value() if settings.ingest_token else None,
+        settings.signature_tolerance,
+    )
+    runtime = Runtime(
+        settings=settings,
+        config=config,
+        engine=engine,
+        verifier=verifier,
+        writer=Writer(engine, batch_max=settings.batch_max, clock=clock),
+        metrics=Metrics(),
+        clock=clock,
+    )
+    runtime.writer.on_commit = runtime.counted
+    jobs = Jobs(runtime)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        migrate = settings.auto_migrate if settings.auto_migrate is not None else settings.is_sqlite
+        if migrate:
+            upgrade(engine)
+        await runtime.writer.start()
+        if run_jobs:
+            jobs.start()
+        try:
+            yield
+        finally:
+            jobs.stop()
+            await runtime.writer.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="hookwatch",
+        version="0.1.0",
+        summary="Replicate and Cog webhook monitoring",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.jobs = jobs
+    app.add_route("/hooks/replicate", receive_webhook, methods=["POST"], include_in_schema=False)
+    _add_error_handlers(app)
+    for router in _routers():
+        app.include_router(router)
+    return app
+
+
+def _routers() -> list:  # type: ignore[type-arg]
+    from alerts.api import router as alerts_router
+    from dashboard.api import router as api_router
+    from dashboard.pages import router as pages_router
+
+    return [api_router, alerts_router, pages_router]
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error is {"error": code, "detail": sentence}, as the contract says."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error"
+        )
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        return JSONResponse(
+            {"error": code, "detail": detail},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
+        )
+        return JSONResponse({"error": "invalid_request", "detail": problems}, status_code=422)

@@ -1,0 +1,205 @@
+"""The `hookwatch` command line: serve, demo, simulate, check-config, secret, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import logging
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+from hookwatch.config import ConfigError, load_config
+from hookwatch.settings import Settings, load_settings
+from storage.engine import redacted
+
+DESCRIPTION = """\
+hookwatch verifies Replicate and Cog prediction webhooks, records every prediction's
+lifecycle, keeps rolling error rates per model, deployment and version, and pages people
+by email, Slack or PagerDuty when a rule fires.
+
+Settings come from HOOKWATCH_* environment variables (see README.md) and the optional
+TOML config file given by --config or HOOKWATCH_CONFIG.
+"""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        "config": getattr(args, "config", None),
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+    }
+    return load_settings(**overrides)
+
+
+def startup_banner(settings: Settings, rules: int, notifiers: list[str]) -> str:
+    base = settings.base_url
+    secrets_n = len(settings.webhook_secrets)
+    lines = [
+        "hookwatch is starting",
+        f"  webhook URL   {base}/hooks/replicate",
+        f"  dashboard     {base}/",
+        f"  database      {redacted(settings.database_url)}",
+        f"  signatures    {f'{secrets_n} secret(s) configured' if secrets_n else 'not configured'}"
+        " (HOOKWATCH_WEBHOOK_SECRETS)",
+        f"  ingest token  {'configured' if settings.ingest_token else 'not configured'}"
+        " (HOOKWATCH_INGEST_TOKEN)",
+        f"  dashboard     {'private (token required)' if settings.dashboard_token else 'open'}",
+        f"  config        {settings.config or 'none: built-in default rules'}",
+        f"  rules         {rules}",
+        f"  notifiers     {', '.join(notifiers) if notifiers else 'none configured'}",
+    ]
+    if not settings.webhook_secrets and not settings.ingest_token:
+        lines.append(
+            "  WARNING: no webhook secret and no ingest token: every webhook will be refused"
+            " with 401.\n           Set HOOKWATCH_WEBHOOK_SECRETS (Replicate's signing secret)"
+            " or HOOKWATCH_INGEST_TOKEN."
+        )
+    return "\n".join(lines)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from hookwatch.app import create_app
+
+    try:
+        settings = _settings(args)
+        config = load_config(settings.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"config: {problem}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"settings: {exc}", file=sys.stderr)
+        return 1
+    print(startup_banner(settings, len(config.rules), sorted(config.notifiers)), flush=True)
+    app = create_app(settings, config=config)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        timeout_keep_alive=30,
+        h11_max_incomplete_event_size=64 * 1024,
+    )
+    return 0
+
+
+def cmd_secret(_args: argparse.Namespace) -> int:
+    print("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(Path(args.file))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{args.file}: {problem}", file=sys.stderr)
+        return 1
+    print(
+        f"{args.file}: OK ({len(config.rules)} rules, {len(config.notifiers)} notifiers:"
+        f" {', '.join(sorted(config.notifiers)) or 'none'})"
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from storage.engine import make_engine
+    from storage.migrate import upgrade
+
+    settings = _settings(args)
+    print(f"migrating {redacted(settings.database_url)} ...", flush=True)
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    engine.dispose()
+    print("schema is up to date")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from hookwatch.simulate import run, summary
+
+    secret = args.secret or None
+    token = args.token or os.environ.get("HOOKWATCH_INGEST_TOKEN") or None
+    if not secret and not token:
+        env_secrets = os.environ.get("HOOKWATCH_WEBHOOK_SECRETS", "").split()
+        secret = next((s for s in env_secrets if s.startswith("whsec_")), None)
+    if not secret and not token:
+        print("simulate: give --secret whsec_… or --token (or set HOOKWATCH_WEBHOOK_SECRETS)",
+              file=sys.stderr)
+        return 2
+    rate = float(str(args.rate).removesuffix("/s"))
+    began = time.monotonic()
+    tally = asyncio.run(run(
+        url=args.url, secret=secret, token=token, rate=rate, duration=args.duration,
+        failure_rate=args.failure_rate, model=args.model, deployment=args.deployment,
+        seed=args.seed,
+    ))
+    print(summary(tally, time.monotonic() - began))
+    return 0 if tally.refused == 0 else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hookwatch.demo import main as demo_main
+
+    return demo_main(args.demo_args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hookwatch", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = sub.add_parser("serve", help="run the service (API, writer, scheduler) in one process")
+    serve.add_argument("--config", type=Path, help="TOML config file (rules, notifiers)")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    serve.add_argument("--log-level", default="info",
+                       choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser("demo", help="serve + the bundled test model + traffic, to see an alert")
+    demo.add_argument("demo_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    demo.set_defaults(func=cmd_demo)
+
+    sim = sub.add_parser("simulate", help="send signed, Replicate-shaped lifecycle webhooks")
+    sim.add_argument("--url", required=True, help="e.g. http://127.0.0.1:8000/hooks/replicate")
+    sim.add_argument("--secret", help="whsec_… signing secret (default: HOOKWATCH_WEBHOOK_SECRETS)")
+    sim.add_argument("--token", help="bearer token instead of a signature")
+    sim.add_argument("--rate", default="50", help="webhooks per second, e.g. 200 or 200/s")
+    sim.add_argument("--duration", type=float, default=10.0, help="seconds (default 10)")
+    sim.add_argument("--failure-rate", type=float, default=0.1, help="share of failed predictions")
+    sim.add_argument("--model", default="acme/sdxl")
+    sim.add_argument("--deployment", default=None)
+    sim.add_argument("--seed", type=int, default=None)
+    sim.set_defaults(func=cmd_simulate)
+
+    check = sub.add_parser("check-config", help="validate a config file; one line per problem")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_check_config)
+
+    sec = sub.add_parser("secret", help="print a new whsec_ signing secret")
+    sec.set_defaults(func=cmd_secret)
+
+    mig = sub.add_parser("migrate", help="bring the database schema up to date")
+    mig.set_defaults(func=cmd_migrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""The message a notifier delivers: plain data, written into the outbox as JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Kind = Literal["trigger", "resolve", "acknowledge", "reminder", "test"]
+
+
+@dataclass(frozen=True)
+class TopError:
+    fingerprint: str
+    count: int
+    example: str
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    """Everything a channel needs to tell people about one alert transition."""
+
+    kind: Kind
+    alert_key: str  # stable per (rule, scope, name): PagerDuty's dedup_key, Slack's thread key
+    alert_id: int
+    rule: str
+    rule_kind: str  # error_rate | burn_rate | stuck | no_traffic
+    severity: str  # critical | error | warning | info
+    scope: str  # model | deployment | version
+    scope_name: str
+    summary: str  # one line, plain text
+    started_at: float
+    at: float  # when this transition happened
+    value: float | None = None  # the observed rate or count
+    threshold: float | None = None
+    window_seconds: float | None = None
+    counts: dict[str, int] = field(default_factory=dict)  # succeeded, failed, canceled, aborted
+    top_errors: list[TopError] = field(default_factory=list)
+    resolved_at: float | None = None
+    acknowledged_by: str | None = None
+    acknowledge_comment: str | None = None
+    dashboard_url: str = ""
+    alert_url: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AlertMessage:
+        values = dict(data)
+        values["top_errors"] = [TopError(**e) for e in values.get("top_errors", [])]
+        return cls(**values)

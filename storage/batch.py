@@ -1,0 +1,225 @@
+"""One group-commit transaction: append events, move predictions forward, count outcomes.
+
+Set-based SQL, one statement per table per batch, valid on SQLite (>= 3.35) and PostgreSQL:
+`INSERT ... ON CONFLICT ... RETURNING` tells us, without a read-then-write race between
+replicas, which events are new and which predictions this very batch made terminal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+
+from storage.fingerprint import fingerprint
+from storage.rollups import Counted, bucket_increments
+
+TERMINAL_RANK = 2
+STATUS_RANK = {"starting": 0, "processing": 1}
+"""Any other status (succeeded, failed, canceled, aborted, or one not yet known) is terminal."""
+
+
+def status_rank(status: str) -> int:
+    return STATUS_RANK.get(status, TERMINAL_RANK)
+
+
+@dataclass(slots=True)
+class NewEvent:
+    """An authenticated, parsed webhook on its way to the database."""
+
+    dedup_key: str
+    prediction_id: str
+    status: str
+    source: str
+    received_at: float
+    sent_at: float | None
+    headers: str
+    body: bytes
+    model: str | None = None
+    version: str | None = None
+    deployment: str | None = None
+    error: str | None = None
+    logs: str | None = None
+    created_at: float | None = None
+    started_at: float | None = None
+    completed_at: float | None = None
+    predict_time: float | None = None
+
+    @property
+    def rank(self) -> int:
+        return status_rank(self.status)
+
+    @property
+    def order_at(self) -> float:
+        return self.sent_at if self.sent_at is not None else self.received_at
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    duplicates: list[bool]  # per submitted event, in order
+    counted: list[Counted]
+
+
+class _Sql:
+    """Placeholder style of the driver: qmark for sqlite3, format for psycopg."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.mark = "?" if conn.dialect.name == "sqlite" else "%s"
+
+    def values(self, rows: int, cols: int) -> str:
+        one = "(" + ",".join([self.mark] * cols) + ")"
+        return ",".join([one] * rows)
+
+
+_EVENT_COLS = (
+    "dedup_key", "prediction_id", "status", "source", "received_at", "sent_at", "headers", "body"
+)
+_PRED_COLS = (
+    "id", "status", "rank", "model", "version", "deployment", "error", "fingerprint", "logs",
+    "created_at", "started_at", "completed_at", "predict_time", "first_seen_at", "updated_at",
+    "event_at", "event_count", "counted_at", "counted_by", "source",
+)
+# Every SET expression reads the row as it was before this statement (both databases agree).
+_ADVANCE = (
+    "(excluded.rank > predictions.rank OR (excluded.rank = predictions.rank"
+    " AND predictions.rank < 2 AND excluded.event_at >= predictions.event_at))"
+)
+_NEWLY_TERMINAL = "(predictions.counted_at IS NULL AND excluded.rank = 2)"
+_PRED_UPSERT_SET = ", ".join(
+    [f"{c} = CASE WHEN {_ADVANCE} THEN excluded.{c} ELSE predictions.{c} END"
+     for c in ("status", "rank", "error", "fingerprint", "completed_at", "predict_time",
+               "event_at", "source")]
+    + ["logs = CASE WHEN " + _ADVANCE
+       + " THEN COALESCE(excluded.logs, predictions.logs) ELSE predictions.logs END"]
+    + [f"{c} = COALESCE(excluded.{c}, predictions.{c})" for c in ("model", "version", "deployment")]
+    + [f"{c} = COALESCE(predictions.{c}, excluded.{c})" for c in ("created_at", "started_at")]
+    + ["updated_at = excluded.updated_at",
+       "event_count = predictions.event_count + excluded.event_count"]
+    + [f"{c} = CASE WHEN {_NEWLY_TERMINAL} THEN excluded.{c} ELSE predictions.{c} END"
+       for c in ("counted_at", "counted_by")]
+)
+
+
+def _merge(events: list[NewEvent]) -> NewEvent:
+    """The state a group of new events for one prediction amounts to.
+
+    Highest rank wins; among terminal events the first to arrive wins (terminal is final);
+    among others the latest by sender time. Labels and start times are filled from any event.
+    """
+    best = events[0]
+    for ev in events[1:]:
+        if ev.rank > best.rank or (
+            ev.rank == best.rank < TERMINAL_RANK and ev.order_at >= best.order_at
+        ):
+            best = ev
+    merged = dataclasses.replace(best)
+    for ev in events:
+        for label in ("model", "version", "deployment", "created_at", "started_at"):
+            if getattr(merged, label) is None:
+                setattr(merged, label, getattr(ev, label))
+    return merged
+
+
+def commit_batch(conn: Connection, events: Sequence[NewEvent], *, now: float) -> BatchResult:
+    """Run inside an open transaction; the caller commits. Returns per-event duplicate flags."""
+    sql = _Sql(conn)
+    batch_id = uuid.uuid4().hex
+    first_index: dict[str, int] = {}
+    for i, ev in enumerate(events):
+        first_index.setdefault(ev.dedup_key, i)
+    unique = sorted({ev.dedup_key: ev for ev in reversed(events)}.values(),
+                    key=lambda e: e.dedup_key)
+
+    params: list[Any] = []
+    for ev in unique:
+        params.extend((ev.dedup_key, ev.prediction_id, ev.status, ev.source, ev.received_at,
+                       ev.sent_at, ev.headers, ev.body))
+    inserted = {
+        row[0]
+        for row in conn.exec_driver_sql(
+            f"INSERT INTO events ({','.join(_EVENT_COLS)}) VALUES "
+            f"{sql.values(len(unique), len(_EVENT_COLS))} "
+            "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key",
+            tuple(params),
+        )
+    }
+    duplicates = [
+        not (ev.dedup_key in inserted and first_index[ev.dedup_key] == i)
+        for i, ev in enumerate(events)
+    ]
+
+    by_prediction: dict[str, list[NewEvent]] = {}
+    for i, ev in enumerate(events):
+        if not duplicates[i]:
+            by_prediction.setdefault(ev.prediction_id, []).append(ev)
+    if not by_prediction:
+        return BatchResult(duplicates, [])
+
+    params = []
+    for pid in sorted(by_prediction):
+        group = by_prediction[pid]
+        st = _merge(group)
+        terminal = st.rank == TERMINAL_RANK
+        params.extend((
+            pid, st.status, st.rank, st.model, st.version, st.deployment, st.error,
+            fingerprint(st.error) if st.error else None, st.logs, st.created_at, st.started_at,
+            st.completed_at, st.predict_time, now, now, st.order_at, len(group),
+            now if terminal else None, batch_id if terminal else None,
+            "reconciled" if st.source == "reconciled" else "webhook",
+        ))
+    rows = conn.exec_driver_sql(
+        f"INSERT INTO predictions ({','.join(_PRED_COLS)}) VALUES "
+        f"{sql.values(len(by_prediction), len(_PRED_COLS))} "
+        f"ON CONFLICT (id) DO UPDATE SET {_PRED_UPSERT_SET} "
+        "RETURNING id, status, model, deployment, version, predict_time, created_at, "
+        "started_at, error, counted_by",
+        tuple(params),
+    ).all()
+    counted = [
+        Counted(
+            prediction_id=r[0], status=r[1], model=r[2], deployment=r[3], version=r[4],
+            predict_time=r[5],
+            queue_time=(r[7] - r[6]) if r[6] is not None and r[7] is not None else None,
+            error=r[8],
+        )
+        for r in rows
+        if r[9] == batch_id
+    ]
+    if counted:
+        _add_to_buckets(conn, sql, counted, now)
+    return BatchResult(duplicates, counted)
+
+
+def _add_to_buckets(conn: Connection, sql: _Sql, counted: list[Counted], now: float) -> None:
+    outcomes, latency = bucket_increments(counted, now)
+    # A fixed row order keeps concurrent replicas free of deadlocks.
+    outcome_rows = [(*key, *outcomes[key]) for key in sorted(outcomes)]
+    for chunk in _chunks(outcome_rows):
+        conn.exec_driver_sql(
+            "INSERT INTO outcome_buckets (resolution, start, scope, name, succeeded, failed, "
+            "canceled, aborted, other, predict_time_sum, predict_time_count) VALUES "
+            f"{sql.values(len(chunk), 11)} "
+            "ON CONFLICT (resolution, start, scope, name) DO UPDATE SET "
+            + ", ".join(f"{c} = outcome_buckets.{c} + excluded.{c}" for c in (
+                "succeeded", "failed", "canceled", "aborted", "other", "predict_time_sum",
+                "predict_time_count")),
+            tuple(v for row in chunk for v in row),
+        )
+    latency_rows = [(*key, latency[key]) for key in sorted(latency)]
+    for chunk in _chunks(latency_rows):
+        conn.exec_driver_sql(
+            "INSERT INTO latency_buckets (resolution, start, scope, name, metric, bin, count) "
+            f"VALUES {sql.values(len(chunk), 7)} "
+            "ON CONFLICT (resolution, start, scope, name, metric, bin) DO UPDATE SET "
+            "count = latency_buckets.count + excluded.count",
+            tuple(v for row in chunk for v in row),
+        )
+
+
+def _chunks(rows: list[tuple[Any, ...]], size: int = 1000) -> list[list[tuple[Any, ...]]]:
+    """Keep each statement under SQLite's 32,766 bound parameters."""
+    return [rows[i : i + size] for i in range(0, len(rows), size)]

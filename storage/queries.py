@@ -1,0 +1,48 @@
+"""Keyword-only read queries over predictions and events."""
+
+from __future__ import annotations
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from storage.tables import Event, Prediction
+
+
+def get_prediction(session: Session, *, prediction_id: str) -> Prediction | None:
+    return session.get(Prediction, prediction_id)
+
+
+def list_predictions(
+    session: Session,
+    *,
+    status: str | None = None,
+    model: str | None = None,
+    deployment: str | None = None,
+    limit: int = 50,
+    before: float | None = None,
+) -> list[Prediction]:
+    """Newest first (by first arrival)."""
+    query = select(Prediction)
+    if status:
+        query = query.where(Prediction.status == status)
+    if model:
+        query = query.where(Prediction.model == model)
+    if deployment:
+        query = query.where(Prediction.deployment == deployment)
+    if before is not None:
+        query = query.where(Prediction.first_seen_at < before)
+    query = query.order_by(col(Prediction.first_seen_at).desc(), col(Prediction.id)).limit(limit)
+    return list(session.exec(query))
+
+
+def prediction_events(session: Session, *, prediction_id: str) -> list[Event]:
+    query = (
+        select(Event)
+        .where(Event.prediction_id == prediction_id)
+        .order_by(col(Event.received_at), col(Event.id))
+    )
+    return list(session.exec(query))
+
+
+def count_events(session: Session) -> int:
+    return int(session.exec(select(func.count()).select_from(Event)).one())

@@ -1,0 +1,98 @@
+"""Scopes of a prediction and the bucket increments its terminal outcome adds."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from storage.tables import RESOLUTIONS
+
+SCOPES = ("model", "deployment", "version")
+OUTCOMES = ("succeeded", "failed", "canceled", "aborted")
+HIST_BINS = 64
+"""Half-octave bins over milliseconds: bin b covers [2**(b/2), 2**((b+1)/2)) ms, ~19% wide."""
+
+
+def scope_names(
+    model: str | None, deployment: str | None, version: str | None
+) -> list[tuple[str, str]]:
+    """(scope, name) pairs a prediction counts under. A hidden version has no scope of its own."""
+    pairs: list[tuple[str, str]] = []
+    if model:
+        pairs.append(("model", model))
+    if deployment:
+        pairs.append(("deployment", deployment))
+    if version and version != "hidden":
+        pairs.append(("version", f"{model}:{version}" if model else version))
+    return pairs
+
+
+def latency_bin(seconds: float) -> int:
+    ms = max(seconds * 1000.0, 1.0)
+    return min(int(math.log2(ms) * 2), HIST_BINS - 1)
+
+
+def bin_value(bin_index: int) -> float:
+    """Representative seconds of a bin: its geometric middle."""
+    return float(2 ** ((bin_index + 0.5) / 2) / 1000.0)
+
+
+def percentile(histogram: dict[int, int], q: float) -> float | None:
+    """Estimate the q-quantile (0..1) from bin counts; None without data."""
+    total = sum(histogram.values())
+    if total == 0:
+        return None
+    rank = q * total
+    seen = 0
+    for bin_index in sorted(histogram):
+        seen += histogram[bin_index]
+        if seen >= rank:
+            return bin_value(bin_index)
+    return bin_value(max(histogram))
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """A prediction whose terminal outcome was counted by this batch."""
+
+    prediction_id: str
+    status: str
+    model: str | None
+    deployment: str | None
+    version: str | None
+    predict_time: float | None
+    queue_time: float | None
+    error: str | None
+
+
+BucketKey = tuple[int, int, str, str]  # resolution, start, scope, name
+
+
+def bucket_increments(
+    counted: Iterable[Counted], at: float
+) -> tuple[dict[BucketKey, list[float]], dict[tuple[int, int, str, str, str, int], int]]:
+    """Aggregate outcome and latency increments for one batch, keyed for upserts.
+
+    Outcome rows are [succeeded, failed, canceled, aborted, other, pt_sum, pt_count].
+    """
+    outcomes: dict[BucketKey, list[float]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0.0, 0])
+    latency: dict[tuple[int, int, str, str, str, int], int] = defaultdict(int)
+    when = int(at)
+    for item in counted:
+        column = OUTCOMES.index(item.status) if item.status in OUTCOMES else 4
+        for scope, name in scope_names(item.model, item.deployment, item.version):
+            for resolution in RESOLUTIONS:
+                key = (resolution, when - when % resolution, scope, name)
+                row = outcomes[key]
+                row[column] += 1
+                if item.predict_time is not None:
+                    row[5] += item.predict_time
+                    row[6] += 1
+                if resolution == 86400:
+                    continue  # daily rows feed the history bar only
+                for metric, value in (("predict", item.predict_time), ("queue", item.queue_time)):
+                    if value is not None and value >= 0:
+                        latency[(*key, metric, latency_bin(value))] += 1
+    return dict(outcomes), dict(latency)

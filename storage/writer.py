@@ -1,0 +1,122 @@
+"""The group-commit writer: requests wait while their batch commits, then get their answer.
+
+Requests queue up while the previous batch is in the database, so under load each fsync
+carries many events; alone, an event commits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+from storage.batch import BatchResult, NewEvent, commit_batch
+from storage.rollups import Counted
+
+log = logging.getLogger("hookwatch.writer")
+
+Clock = Callable[[], float]
+OnCommit = Callable[[list[Counted]], None]
+
+
+class WriterUnavailable(Exception):
+    """The batch could not be committed; nothing was acknowledged."""
+
+
+class Writer:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        batch_max: int = 256,
+        clock: Clock = time.time,
+        on_commit: OnCommit | None = None,
+        retries: int = 3,
+    ) -> None:
+        self._engine = engine
+        self._batch_max = batch_max
+        self._clock = clock
+        self.on_commit = on_commit
+        self._retries = retries
+        self._queue: asyncio.Queue[tuple[NewEvent, asyncio.Future[bool]]] = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hookwatch-writer")
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.events = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="hookwatch-writer")
+
+    async def stop(self) -> None:
+        """Commit what is queued, then stop."""
+        if self._task is None:
+            return
+        await self._queue.join()
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self._task = None
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, event: NewEvent) -> bool:
+        """Wait until the event is committed; True when it was a duplicate."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        await self._queue.put((event, future))
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            items = [await self._queue.get()]
+            while len(items) < self._batch_max and not self._queue.empty():
+                items.append(self._queue.get_nowait())
+            events = [event for event, _ in items]
+            try:
+                result = await loop.run_in_executor(self._executor, self.commit, events)
+            except Exception as exc:
+                log.error("batch of %d events not committed: %s", len(events), type(exc).__name__)
+                for _, future in items:
+                    if not future.done():
+                        future.set_exception(WriterUnavailable(str(type(exc).__name__)))
+            else:
+                for (_, future), dup in zip(items, result.duplicates, strict=True):
+                    if not future.done():
+                        future.set_result(dup)
+                if result.counted and self.on_commit is not None:
+                    try:
+                        self.on_commit(result.counted)
+                    except Exception:
+                        log.exception("on_commit hook failed")
+            finally:
+                for _ in items:
+                    self._queue.task_done()
+
+    def commit(self, events: Sequence[NewEvent]) -> BatchResult:
+        """One transaction for the batch, retried on deadlocks and serialisation failures."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with self._engine.begin() as conn:
+                    result = commit_batch(conn, events, now=self._clock())
+                self.batches += 1
+                self.events += len(events)
+                return result
+            except DBAPIError as exc:
+                if attempt >= self._retries or not _retryable(exc):
+                    raise
+                time.sleep(0.01 * attempt)
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None)
+    if code in ("40001", "40P01"):  # serialization_failure, deadlock_detected
+        return True
+    return "database is locked" in str(exc.orig)
