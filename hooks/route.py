@@ -1,7 +1,9 @@
-"""POST /hooks/replicate: a plain Starlette endpoint, kept lean because it is the hot path.
+"""POST /hooks/replicate as a bare ASGI handler: the hot path, kept out of FastAPI's stack.
 
-Order of checks: size (413), authentication (401), media type (415), JSON (422), shape (422).
-Nothing is stored unless every check passes; a 200 is sent only after the commit.
+Order of checks: method (405), size (413), authentication (401), media type (415), JSON (422),
+shape (422). Nothing is stored unless every check passes; a 200 is sent only after the commit.
+The handler reads ASGI messages directly: one Request/Response object pair and FastAPI's
+middleware chain cost more per webhook than verifying its signature (see bench/README.md).
 """
 
 from __future__ import annotations
@@ -9,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 import orjson
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
 
 from hooks.payload import PayloadError, parse_json, read_prediction
 from hooks.signature import AuthError
@@ -25,34 +27,71 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hookwatch.hooks")
 
+PATH = "/hooks/replicate"
 # Never stored: they carry credentials.
 SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
 
-
-class BodyTooLarge(Exception):
-    pass
-
-
-def error(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        orjson.dumps({"error": code, "detail": detail}),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
 
 
-async def read_capped(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+class Refused(Exception):
+    """A request answered with a 4xx (or 503) JSON error; nothing was stored."""
+
+    def __init__(
+        self, status: int, code: str, detail: str, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = headers or []
+
+
+async def _send_json(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]]
+) -> None:
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *extra,
+        ],
+    })
+    await send({"type": "http.response.body", "body": body})
+
+
+async def read_body(receive: Receive, declared: str | None, limit: int, timeout: float) -> bytes:
+    """The body, never reading past limit; a trickling sender is cut off after timeout."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
+        raise Refused(413, "body_too_large", f"the body is over {limit} bytes")
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body", False) and message["type"] == "http.request":
+        if len(body) > limit:
+            raise Refused(413, "body_too_large", f"the body is over {limit} bytes")
+        return bytes(body)
+    chunks = [body]
+    size = len(body)
+    try:
+        async with asyncio.timeout(timeout):
+            while message.get("more_body", False):
+                if message["type"] == "http.disconnect":
+                    raise Refused(400, "client_disconnected", "the client went away mid-body")
+                message = await receive()
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise Refused(413, "body_too_large", f"the body is over {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise Refused(408, "body_timeout", "the body did not arrive in time") from None
+    if message["type"] == "http.disconnect":
+        raise Refused(400, "client_disconnected", "the client went away mid-body")
     return b"".join(chunks)
 
 
@@ -60,42 +99,34 @@ def is_json_media_type(content_type: str | None) -> bool:
     if not content_type:
         return False
     media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
-async def receive_webhook(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
+async def _ingest(runtime: Runtime, scope: Scope, receive: Receive) -> tuple[str, bool]:
+    """Authenticate, parse and commit one webhook: (prediction id, duplicate)."""
+    if scope["method"] != "POST":
+        raise Refused(405, "method_not_allowed", "webhooks are POSTed",
+                      [(b"allow", b"POST")])
     settings = runtime.settings
-    metrics = runtime.metrics
-    try:
-        async with asyncio.timeout(settings.body_timeout):
-            body = await read_capped(request, settings.max_body_bytes)
-    except BodyTooLarge:
-        metrics.webhook("too_large")
-        return error(413, "body_too_large", f"the body is over {settings.max_body_bytes} bytes")
-    except TimeoutError:
-        metrics.webhook("timeout")
-        return error(408, "body_timeout", "the body did not arrive in time")
-    except ClientDisconnect:
-        metrics.webhook("disconnected")
-        return error(400, "client_disconnected", "the client went away mid-body")
-
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    body = await read_body(
+        receive, headers.get("content-length"), settings.max_body_bytes, settings.body_timeout
+    )
     now = runtime.clock()
-    headers = request.headers
     try:
         auth = runtime.verifier.verify(headers, body, now)
     except AuthError as exc:
-        metrics.webhook("unauthorized")
-        return error(401, exc.code, exc.detail, {"WWW-Authenticate": "Bearer"})
-
+        raise Refused(401, exc.code, exc.detail, [(b"www-authenticate", b"Bearer")]) from None
     if not is_json_media_type(headers.get("content-type")):
-        metrics.webhook("unsupported_media_type")
-        return error(415, "unsupported_media_type", "Content-Type must be application/json")
+        raise Refused(415, "unsupported_media_type", "Content-Type must be application/json")
+    query_string = scope.get("query_string", b"")
+    query = dict(parse_qsl(query_string.decode("latin-1"))) if query_string else {}
     try:
-        fields = read_prediction(parse_json(body), request.query_params)
+        fields = read_prediction(parse_json(body), query)
     except PayloadError as exc:
-        metrics.webhook(exc.code)
-        return error(422, exc.code, exc.detail)
+        raise Refused(422, exc.code, exc.detail) from None
 
     if auth.webhook_id is not None:
         dedup_key = "id:" + auth.webhook_id
@@ -115,14 +146,21 @@ async def receive_webhook(request: Request) -> Response:
     try:
         duplicate = await runtime.writer.submit(event)
     except WriterUnavailable:
-        metrics.webhook("store_failed")
-        return error(
-            503, "store_unavailable", "the event could not be stored; retry", {"Retry-After": "1"}
-        )
-    metrics.webhook("duplicate" if duplicate else "recorded")
-    return Response(
-        orjson.dumps(
-            {"status": "duplicate" if duplicate else "recorded", "id": fields["prediction_id"]}
-        ),
-        media_type="application/json",
-    )
+        raise Refused(
+            503, "store_unavailable", "the event could not be stored; retry",
+            [(b"retry-after", b"1")],
+        ) from None
+    return fields["prediction_id"], duplicate
+
+
+async def receive_webhook(runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+    try:
+        prediction_id, duplicate = await _ingest(runtime, scope, receive)
+    except Refused as exc:
+        runtime.metrics.webhook(exc.code)
+        body = orjson.dumps({"error": exc.code, "detail": exc.detail})
+        await _send_json(send, exc.status, body, exc.headers)
+        return
+    result = "duplicate" if duplicate else "recorded"
+    runtime.metrics.webhook(result)
+    await _send_json(send, 200, orjson.dumps({"status": result, "id": prediction_id}), [])

@@ -83,7 +83,7 @@ class Verifier:
         self._hmac_keys: list[bytes] = []
         self._ed_keys: list[Ed25519PublicKey] = []
         for secret in secrets:
-            kind, key = parse_secret(secret)
+            _kind, key = parse_secret(secret)
             if isinstance(key, bytes):
                 self._hmac_keys.append(key)
             else:

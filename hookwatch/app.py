@@ -7,24 +7,40 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
-from hooks.route import receive_webhook
+from hooks.route import PATH as HOOK_PATH
+from hooks.route import Receive, Scope, Send, receive_webhook
 from hooks.signature import Verifier
 from hookwatch.config import Config, load_config
 from hookwatch.jobs import Jobs
+from hookwatch.leader import leadership_for, replica_name
 from hookwatch.metrics import Metrics
 from hookwatch.runtime import Runtime
 from hookwatch.settings import Settings
 from storage.engine import make_engine
-from storage.migrate import upgrade
+from storage.migrate import require_current, upgrade
 from storage.writer import Writer
 
 log = logging.getLogger("hookwatch")
+
+
+class HookwatchApp(FastAPI):
+    """FastAPI, with the webhook path answered before its middleware and routing.
+
+    Thousands of webhooks a second are the load that matters; FastAPI's per-request stack
+    (middleware chain, routing, Request/Response objects) cost more than the webhook's own work.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == HOOK_PATH:
+            await receive_webhook(self.state.runtime, scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -52,13 +68,23 @@ def create_app(
         clock=clock,
     )
     runtime.writer.on_commit = runtime.counted
-    jobs = Jobs(runtime)
+    # Every replica ingests and serves; the leader alone runs the leader-only jobs.
+    leader = leadership_for(engine, name=replica_name(settings.port))
+    jobs = Jobs(runtime, leader)
+    leader.subscribe(jobs.on_leadership)
+    runtime.extras["leader"] = leader
+    runtime.extras.setdefault("readiness", {})["leadership"] = leader.status
+    runtime.metrics.leader.set_function(lambda: 1.0 if leader.is_leader else 0.0)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate = settings.auto_migrate if settings.auto_migrate is not None else settings.is_sqlite
         if migrate:
             upgrade(engine)
+        else:
+            # Replicas never migrate by themselves: `hookwatch migrate` runs once, on purpose.
+            require_current(engine)
+        leader.start()
         await runtime.writer.start()
         if run_jobs:
             jobs.start()
@@ -66,10 +92,11 @@ def create_app(
             yield
         finally:
             jobs.stop()
+            leader.stop()
             await runtime.writer.stop()
             engine.dispose()
 
-    app = FastAPI(
+    app = HookwatchApp(
         title="hookwatch",
         version="0.1.0",
         summary="Replicate and Cog webhook monitoring",
@@ -77,14 +104,13 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.jobs = jobs
-    app.add_route("/hooks/replicate", receive_webhook, methods=["POST"], include_in_schema=False)
     _add_error_handlers(app)
     for router in _routers():
         app.include_router(router)
     return app
 
 
-def _routers() -> list:  # type: ignore[type-arg]
+def _routers() -> list[APIRouter]:
     from alerts.api import router as alerts_router
     from dashboard.api import router as api_router
     from dashboard.pages import router as pages_router

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from hookwatch.config import ConfigError, load_config
 from hookwatch.settings import Settings, load_settings
+from notifiers.testnotify import cmd_test_notify
 from storage.engine import redacted
 
 DESCRIPTION = """\
@@ -77,6 +78,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"settings: {exc}", file=sys.stderr)
         return 1
     print(startup_banner(settings, len(config.rules), sorted(config.notifiers)), flush=True)
+    refusal = schema_problem(settings)
+    if refusal is not None:
+        print(f"database: {refusal}", file=sys.stderr)
+        return 1
     app = create_app(settings, config=config)
     uvicorn.run(
         app,
@@ -110,16 +115,61 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    from alembic.migration import MigrationInfo
+    from sqlalchemy.exc import SQLAlchemyError
+
     from storage.engine import make_engine
-    from storage.migrate import upgrade
+    from storage.migrate import SchemaOutdated, current_revision, head_revision, upgrade
 
     settings = _settings(args)
-    print(f"migrating {redacted(settings.database_url)} ...", flush=True)
+    print(f"database   {redacted(settings.database_url)}", flush=True)
     engine = make_engine(settings.database_url)
-    upgrade(engine)
-    engine.dispose()
-    print("schema is up to date")
+    began = time.monotonic()
+
+    def step(info: MigrationInfo) -> None:
+        doc = getattr(info.up_revision, "doc", "")  # the revision's message
+        print(f"  applied  {info.up_revision_id}  {doc}  ({time.monotonic() - began:.2f} s)",
+              flush=True)
+
+    try:
+        have = current_revision(engine)
+        print(f"revision   {have or 'none (empty database)'}; this version needs {head_revision()}",
+              flush=True)
+        before, after = upgrade(engine, on_step=step)
+    except (SQLAlchemyError, SchemaOutdated) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        print(f"migrate: failed, nothing changed: {type(exc).__name__}: {reason}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    if before == after:
+        print(f"schema is up to date (revision {after})")
+    else:
+        print(f"schema upgraded from {before or 'empty'} to {after}")
     return 0
+
+
+def schema_problem(settings: Settings) -> str | None:
+    """Why `serve` must not start on this database (an outdated schema), or None."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from storage.engine import make_engine
+    from storage.migrate import SchemaOutdated, require_current
+
+    migrates = settings.auto_migrate if settings.auto_migrate is not None else settings.is_sqlite
+    if migrates:
+        return None
+    engine = make_engine(settings.database_url)
+    try:
+        require_current(engine)
+    except SchemaOutdated as exc:
+        return str(exc)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        return f"cannot reach the database ({type(exc).__name__}: {reason})"
+    finally:
+        engine.dispose()
+    return None
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -153,7 +203,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="hookwatch", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="hookwatch",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -186,16 +238,27 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.set_defaults(func=cmd_check_config)
 
+    tn = sub.add_parser("test-notify", help="send a test message through one configured notifier")
+    tn.add_argument("name", help="a notifier name from the config's [notifiers.NAME]")
+    tn.add_argument("--config", type=Path, help="TOML config file (default: HOOKWATCH_CONFIG)")
+    tn.set_defaults(func=cmd_test_notify)
+
     sec = sub.add_parser("secret", help="print a new whsec_ signing secret")
     sec.set_defaults(func=cmd_secret)
 
     mig = sub.add_parser("migrate", help="bring the database schema up to date")
+    mig.add_argument("--config", type=Path, help="TOML config file (its [server] table)")
     mig.set_defaults(func=cmd_migrate)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # APScheduler announces every job it adds and runs; hookwatch's own lines say what matters.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # `migrate` prints its own steps
     args = build_parser().parse_args(argv)
     result: int = args.func(args)
     return result

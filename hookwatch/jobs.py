@@ -8,14 +8,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from alerts.job import evaluate as evaluate_alerts
+from alerts.job import install_nudge
+from hooks.reconcile import reconcile
+from hookwatch.leader import Leadership, SoleLeader
 from hookwatch.runtime import Runtime
+from notifiers.worker import deliver_job
+from storage.prune import PRUNE_INTERVAL, prune
 
 log = logging.getLogger("hookwatch.jobs")
 
-JobFn = Callable[[Runtime, float], None]
+JobFn = Callable[[Runtime, float], object]  # a job may return a report; it is ignored
 
 
 @dataclass(frozen=True)
@@ -23,20 +30,36 @@ class JobSpec:
     name: str
     fn: JobFn
     interval: Callable[[Runtime], float]  # seconds, read from settings
+    # Runs on the leader replica only (hookwatch/leader.py). Every job so far works on the
+    # shared database, so once per cluster is enough: evaluate, deliver, reconcile, prune.
+    leader_only: bool = True
+    # Wires the job to events (e.g. alerts' nudge after a counted failure) while the jobs run;
+    # returns the function that unwires it.
+    attach: Callable[[Runtime], Callable[[], None]] | None = None
 
 
 def job_specs() -> list[JobSpec]:
     """The explicit list of periodic jobs; each package owns its function."""
-    return []
+    return [
+        JobSpec("reconcile", reconcile, lambda r: r.settings.reconcile_interval),
+        JobSpec("prune", prune, lambda _r: PRUNE_INTERVAL),
+        JobSpec("deliver", deliver_job, lambda r: r.settings.deliver_interval),
+        JobSpec("evaluate", evaluate_alerts, lambda r: r.settings.evaluate_interval,
+                attach=install_nudge),
+    ]
 
 
 class Jobs:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, leader: Leadership | None = None) -> None:
         self.runtime = runtime
+        self.leader = leader if leader is not None else SoleLeader()
         self.scheduler: BackgroundScheduler | None = None
         self.specs = job_specs()
+        self._detach: list[Callable[[], None]] = []
 
     def run(self, spec: JobSpec) -> None:
+        if spec.leader_only and not self.leader.is_leader:
+            return
         try:
             spec.fn(self.runtime, self.runtime.clock())
         except Exception:
@@ -59,8 +82,23 @@ class Jobs:
             )
         scheduler.start()
         self.scheduler = scheduler
+        self._detach = [spec.attach(self.runtime) for spec in self.specs if spec.attach]
+
+    def on_leadership(self, leading: bool) -> None:
+        """A new leader runs its jobs at once: pending deliveries do not wait for the tick."""
+        scheduler = self.scheduler
+        if not leading or scheduler is None:
+            return
+        for spec in self.specs:
+            if spec.leader_only:
+                job = scheduler.get_job(spec.name)
+                if job is not None:
+                    job.modify(next_run_time=datetime.now(UTC))
 
     def stop(self) -> None:
+        for detach in self._detach:
+            detach()
+        self._detach = []
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)
             self.scheduler = None

@@ -201,8 +201,8 @@ def summary(tally: Tally, elapsed: float) -> str:
     lines = [
         f"sent {tally.sent}, accepted {tally.accepted}, refused {tally.refused} "
         f"in {elapsed:.1f}s ({tally.sent / elapsed if elapsed else 0:.0f}/s)",
-        f"latency p50 {tally.percentile(0.5) * 1000:.1f} ms, p95 {tally.percentile(0.95) * 1000:.1f}"
-        f" ms, p99 {tally.percentile(0.99) * 1000:.1f} ms",
+        f"latency p50 {tally.percentile(0.5) * 1000:.1f} ms, "
+        f"p95 {tally.percentile(0.95) * 1000:.1f} ms, p99 {tally.percentile(0.99) * 1000:.1f} ms",
     ]
     for reason, count in tally.errors.most_common(5):
         lines.append(f"  {count} x {reason}")

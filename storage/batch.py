@@ -116,6 +116,8 @@ def _merge(events: list[NewEvent]) -> NewEvent:
             ev.rank == best.rank < TERMINAL_RANK and ev.order_at >= best.order_at
         ):
             best = ev
+    if len(events) == 1:
+        return best
     merged = dataclasses.replace(best)
     for ev in events:
         for label in ("model", "version", "deployment", "created_at", "started_at"):
@@ -134,19 +136,22 @@ def commit_batch(conn: Connection, events: Sequence[NewEvent], *, now: float) ->
     unique = sorted({ev.dedup_key: ev for ev in reversed(events)}.values(),
                     key=lambda e: e.dedup_key)
 
-    params: list[Any] = []
-    for ev in unique:
-        params.extend((ev.dedup_key, ev.prediction_id, ev.status, ev.source, ev.received_at,
-                       ev.sent_at, ev.headers, ev.body))
-    inserted = {
-        row[0]
-        for row in conn.exec_driver_sql(
-            f"INSERT INTO events ({','.join(_EVENT_COLS)}) VALUES "
-            f"{sql.values(len(unique), len(_EVENT_COLS))} "
-            "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key",
-            tuple(params),
+    event_rows = [
+        (ev.dedup_key, ev.prediction_id, ev.status, ev.source, ev.received_at, ev.sent_at,
+         ev.headers, ev.body)
+        for ev in unique
+    ]
+    inserted: set[str] = set()
+    for chunk in _chunks(event_rows):
+        inserted.update(
+            row[0]
+            for row in conn.exec_driver_sql(
+                f"INSERT INTO events ({','.join(_EVENT_COLS)}) VALUES "
+                f"{sql.values(len(chunk), len(_EVENT_COLS))} "
+                "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key",
+                tuple(v for row in chunk for v in row),
+            )
         )
-    }
     duplicates = [
         not (ev.dedup_key in inserted and first_index[ev.dedup_key] == i)
         for i, ev in enumerate(events)
@@ -159,26 +164,28 @@ def commit_batch(conn: Connection, events: Sequence[NewEvent], *, now: float) ->
     if not by_prediction:
         return BatchResult(duplicates, [])
 
-    params = []
+    pred_rows: list[tuple[Any, ...]] = []
     for pid in sorted(by_prediction):
         group = by_prediction[pid]
         st = _merge(group)
         terminal = st.rank == TERMINAL_RANK
-        params.extend((
+        pred_rows.append((
             pid, st.status, st.rank, st.model, st.version, st.deployment, st.error,
             fingerprint(st.error) if st.error else None, st.logs, st.created_at, st.started_at,
             st.completed_at, st.predict_time, now, now, st.order_at, len(group),
             now if terminal else None, batch_id if terminal else None,
             "reconciled" if st.source == "reconciled" else "webhook",
         ))
-    rows = conn.exec_driver_sql(
-        f"INSERT INTO predictions ({','.join(_PRED_COLS)}) VALUES "
-        f"{sql.values(len(by_prediction), len(_PRED_COLS))} "
-        f"ON CONFLICT (id) DO UPDATE SET {_PRED_UPSERT_SET} "
-        "RETURNING id, status, model, deployment, version, predict_time, created_at, "
-        "started_at, error, counted_by",
-        tuple(params),
-    ).all()
+    rows: list[Any] = []
+    for chunk in _chunks(pred_rows):
+        rows.extend(conn.exec_driver_sql(
+            f"INSERT INTO predictions ({','.join(_PRED_COLS)}) VALUES "
+            f"{sql.values(len(chunk), len(_PRED_COLS))} "
+            f"ON CONFLICT (id) DO UPDATE SET {_PRED_UPSERT_SET} "
+            "RETURNING id, status, model, deployment, version, predict_time, created_at, "
+            "started_at, error, counted_by",
+            tuple(v for row in chunk for v in row),
+        ))
     counted = [
         Counted(
             prediction_id=r[0], status=r[1], model=r[2], deployment=r[3], version=r[4],
@@ -221,5 +228,7 @@ def _add_to_buckets(conn: Connection, sql: _Sql, counted: list[Counted], now: fl
 
 
 def _chunks(rows: list[tuple[Any, ...]], size: int = 1000) -> list[list[tuple[Any, ...]]]:
-    """Keep each statement under SQLite's 32,766 bound parameters."""
+    """Keep each statement under the bound-parameter limits: SQLite's 32,766 and PostgreSQL's
+    65,535 (unchunked, a batch of 3,300 events overflows the 20-column predictions upsert).
+    Chunks keep the sorted row order, so the lock order between replicas stays the same."""
     return [rows[i : i + size] for i in range(0, len(rows), size)]

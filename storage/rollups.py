@@ -75,24 +75,37 @@ def bucket_increments(
 ) -> tuple[dict[BucketKey, list[float]], dict[tuple[int, int, str, str, str, int], int]]:
     """Aggregate outcome and latency increments for one batch, keyed for upserts.
 
-    Outcome rows are [succeeded, failed, canceled, aborted, other, pt_sum, pt_count].
+    Outcome rows are [succeeded, failed, canceled, aborted, other, pt_sum, pt_count]. A batch
+    shares one time, so each scope is aggregated once and then copied to every resolution.
     """
-    outcomes: dict[BucketKey, list[float]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0.0, 0])
-    latency: dict[tuple[int, int, str, str, str, int], int] = defaultdict(int)
-    when = int(at)
+    per_scope: dict[tuple[str, str], list[float]] = {}
+    hist: dict[tuple[str, str, str, int], int] = defaultdict(int)
     for item in counted:
         column = OUTCOMES.index(item.status) if item.status in OUTCOMES else 4
-        for scope, name in scope_names(item.model, item.deployment, item.version):
-            for resolution in RESOLUTIONS:
-                key = (resolution, when - when % resolution, scope, name)
-                row = outcomes[key]
-                row[column] += 1
-                if item.predict_time is not None:
-                    row[5] += item.predict_time
-                    row[6] += 1
-                if resolution == 86400:
-                    continue  # daily rows feed the history bar only
-                for metric, value in (("predict", item.predict_time), ("queue", item.queue_time)):
-                    if value is not None and value >= 0:
-                        latency[(*key, metric, latency_bin(value))] += 1
-    return dict(outcomes), dict(latency)
+        bins = [
+            (metric, latency_bin(value))
+            for metric, value in (("predict", item.predict_time), ("queue", item.queue_time))
+            if value is not None and value >= 0
+        ]
+        for scope_name in scope_names(item.model, item.deployment, item.version):
+            row = per_scope.get(scope_name)
+            if row is None:
+                row = per_scope[scope_name] = [0, 0, 0, 0, 0, 0.0, 0]
+            row[column] += 1
+            if item.predict_time is not None:
+                row[5] += item.predict_time
+                row[6] += 1
+            for metric, bin_index in bins:
+                hist[(*scope_name, metric, bin_index)] += 1
+    when = int(at)
+    outcomes: dict[BucketKey, list[float]] = {}
+    latency: dict[tuple[int, int, str, str, str, int], int] = {}
+    for resolution in RESOLUTIONS:
+        start = when - when % resolution
+        for (scope, name), row in per_scope.items():
+            outcomes[(resolution, start, scope, name)] = row
+        if resolution == 86400:
+            continue  # daily rows feed the history bar only
+        for (scope, name, metric, bin_index), count in hist.items():
+            latency[(resolution, start, scope, name, metric, bin_index)] = count
+    return outcomes, latency

@@ -40,9 +40,11 @@ class Prediction(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=300)
     status: str = Field(max_length=40)
     rank: int
-    model: str | None = Field(default=None, max_length=300, index=True)
+    # Few indexes on purpose: each one is written on every webhook. Scope queries read the
+    # buckets, not this table.
+    model: str | None = Field(default=None, max_length=300)
     version: str | None = Field(default=None, max_length=300)
-    deployment: str | None = Field(default=None, max_length=300, index=True)
+    deployment: str | None = Field(default=None, max_length=300)
     error: str | None = Field(default=None, sa_column=Column(Text))
     fingerprint: str | None = Field(default=None, sa_column=Column(Text))
     logs: str | None = Field(default=None, sa_column=Column(Text))
@@ -54,7 +56,7 @@ class Prediction(SQLModel, table=True):
     updated_at: float
     event_at: float  # ordering time of the event that set the state
     event_count: int = 0
-    counted_at: float | None = Field(default=None, index=True)
+    counted_at: float | None = None
     counted_by: str | None = Field(default=None, max_length=40)
     source: str = Field(default="webhook", max_length=20)  # webhook | reconciled
 

@@ -7,6 +7,7 @@ carries many events; alone, an event commits at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -58,12 +59,11 @@ class Writer:
             return
         await self._queue.join()
         self._task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        except asyncio.CancelledError:
-            pass
         self._task = None
         self._executor.shutdown(wait=True)
+        log.info("writer stopped: %d events committed in %d batches", self.events, self.batches)
 
     async def submit(self, event: NewEvent) -> bool:
         """Wait until the event is committed; True when it was a duplicate."""

@@ -1,0 +1,190 @@
+"""Ingest benchmark: committed webhooks/s and latency, hookwatch vs a bare FastAPI endpoint.
+
+Both run under the same uvicorn (one process, uvloop, httptools, no access log) and receive the
+same pre-signed, distinct requests from wrk. After the hookwatch run the stored events are
+counted: they must equal the number of 2xx answers.
+
+    .venv/bin/python bench/bench_ingest.py [--duration 10] [--connections 64] [--database URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hooks.signature import sign  # noqa: E402
+from hookwatch.simulate import lifecycle  # noqa: E402
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+VENV_BIN = Path(sys.executable).parent
+
+
+def make_requests(path: Path, count: int, failure_rate: float = 0.1) -> None:
+    """count distinct requests: lifecycles of starting, processing, then an outcome."""
+    rng = random.Random(7)
+    now = time.time()
+    with path.open("w") as out:
+        n = 0
+        while n < count:
+            deployment = f"acme/deploy-{rng.randrange(20)}"
+            model = f"acme/model-{rng.randrange(10)}"
+            for body in lifecycle(rng=rng, now=now, model=model, deployment=deployment,
+                                  version="v1", fail=rng.random() < failure_rate):
+                raw = json.dumps(body, separators=(",", ":")).encode()
+                msg_id = f"msg_{n:09d}"
+                ts = int(now)
+                out.write(f"{msg_id}\t{ts}\t{sign(SECRET, msg_id, ts, raw)}\t{raw.decode()}\n")
+                n += 1
+
+
+def wait_up(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def run_wrk(url: str, requests: Path, duration: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+         "-s", str(ROOT / "bench" / "replay.lua"), url, "--", str(requests), "2"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    match = re.search(r"RESULT (.*)", out)
+    if not match:
+        raise RuntimeError(out)
+    return {k: float(v) for k, v in (kv.split("=") for kv in match.group(1).split())}
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (and its finished children): CPU spent, whatever the load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum(int(f) for f in fields[11:15]) / ticks
+
+
+def rss_mib(pid: int) -> tuple[float, float]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+    hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+    return rss / 1024, hwm / 1024
+
+
+def answered_2xx(metrics_url: str) -> int:
+    """2xx answers the server sent, from its own counters (wrk misses those still in flight)."""
+    text_ = httpx.get(metrics_url, timeout=5).text
+    total = 0.0
+    for line in text_.splitlines():
+        if line.startswith("hookwatch_webhooks_received_total{") and (
+            'result="recorded"' in line or 'result="duplicate"' in line
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+def serve(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--requests", type=int, default=0, help="default: 12,000 per second")
+    parser.add_argument("--database", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--port", type=int, default=18080)
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="hookwatch-bench-"))
+    requests = tmp / "requests.tsv"
+    count = args.requests or 12_000 * args.duration
+    print(f"preparing {count} signed requests ...", flush=True)
+    make_requests(requests, count)
+    url = f"http://127.0.0.1:{args.port}/hooks/replicate"
+    base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    uvicorn = [str(VENV_BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(args.port),
+               "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http",
+               "httptools"]
+
+    print("bare FastAPI endpoint ...", flush=True)
+    bare = serve([*uvicorn, "--app-dir", str(ROOT / "bench"), "bare_app:app"], base_env)
+    try:
+        wait_up(f"http://127.0.0.1:{args.port}/docs")
+        cpu0 = cpu_seconds(bare.pid)
+        base = run_wrk(url, requests, args.duration, args.connections)
+        base["cpu_us"] = (cpu_seconds(bare.pid) - cpu0) / (base["ok"] + base["bad"]) * 1e6
+    finally:
+        stop(bare)
+
+    database = args.database or f"sqlite:///{tmp}/bench.db"
+    env = {**base_env, "HOOKWATCH_DATABASE_URL": database, "HOOKWATCH_WEBHOOK_SECRETS": SECRET,
+           "HOOKWATCH_AUTO_MIGRATE": "true"}
+    print(f"hookwatch on {database.split('@')[-1]} ...", flush=True)
+    make_requests(requests, count)  # fresh timestamps, same ids
+    hw = serve([str(VENV_BIN / "hookwatch"), "serve", "--port", str(args.port),
+                "--log-level", "warning"], env)
+    try:
+        wait_up(f"http://127.0.0.1:{args.port}/healthz")
+        cpu0 = cpu_seconds(hw.pid)
+        result = run_wrk(url, requests, args.duration, args.connections)
+        result["cpu_us"] = (cpu_seconds(hw.pid) - cpu0) / (result["ok"] + result["bad"]) * 1e6
+        rss, hwm = rss_mib(hw.pid)
+        time.sleep(0.5)  # let the requests wrk abandoned at its deadline finish
+        server_2xx = answered_2xx(f"http://127.0.0.1:{args.port}/metrics")
+    finally:
+        stop(hw)
+    engine = create_engine(database)
+    with engine.connect() as conn:
+        stored = int(conn.execute(text("SELECT count(*) FROM events")).scalar_one())
+    engine.dispose()
+
+    ratio = result["rps"] / base["rps"]
+    print()
+    print(f"{'':16}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'2xx':>9}{'non-2xx':>9}"
+          f"{'CPU us/req':>12}")
+    for name, r in (("bare FastAPI", base), ("hookwatch", result)):
+        print(f"{name:16}{r['rps']:>9.0f}{r['p50_us'] / 1000:>9.2f}{r['p99_us'] / 1000:>9.2f}"
+              f"{r['ok']:>9.0f}{r['bad']:>9.0f}{r['cpu_us']:>12.0f}")
+    print(f"\nthroughput ratio hookwatch / bare: {ratio:.2f}x (target >= 0.80x)")
+    print(f"CPU-per-request ratio bare / hookwatch: {base['cpu_us'] / result['cpu_us']:.2f}x "
+          "(the same comparison, robust to other load on the machine)")
+    equal = stored == server_2xx and result["ok"] <= stored <= result["ok"] + args.connections
+    print(f"stored events {stored}, 2xx sent by hookwatch {server_2xx}, 2xx seen by wrk "
+          f"{result['ok']:.0f} (wrk drops up to {args.connections} in flight at its deadline): "
+          f"{'EQUAL' if equal else 'MISMATCH'}")
+    print(f"hookwatch resident memory: {rss:.0f} MiB now, {hwm:.0f} MiB peak")
+    if result["exhausted"] or base["exhausted"]:
+        print("WARNING: wrk ran out of distinct requests; raise --requests")
+    return 0 if equal and result["bad"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
