@@ -52,7 +52,7 @@ def make_requests(path: Path, count: int, failure_rate: float = 0.1) -> None:
                 n += 1
 
 
-def wait_up(url: str, timeout: float = 20.0) -> None:
+def wait_up(url: str, timeout: float = 60.0, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -60,7 +60,7 @@ def wait_up(url: str, timeout: float = 20.0) -> None:
             return
         except httpx.HTTPError:
             time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
+    raise RuntimeError(f"{url} did not come up" + (f":\n{log.read_text()}" if log else ""))
 
 
 def run_wrk(url: str, requests: Path, duration: int, connections: int) -> dict[str, float]:
@@ -101,9 +101,10 @@ def answered_2xx(metrics_url: str) -> int:
     return int(total)
 
 
-def serve(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+def serve(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -135,7 +136,8 @@ def main() -> int:
                "httptools"]
 
     print("bare FastAPI endpoint ...", flush=True)
-    bare = serve([*uvicorn, "--app-dir", str(ROOT / "bench"), "bare_app:app"], base_env)
+    bare = serve([*uvicorn, "--app-dir", str(ROOT / "bench"), "bare_app:app"], base_env,
+                 tmp / "bare.log")
     try:
         wait_up(f"http://127.0.0.1:{args.port}/docs")
         cpu0 = cpu_seconds(bare.pid)
@@ -150,9 +152,9 @@ def main() -> int:
     print(f"hookwatch on {database.split('@')[-1]} ...", flush=True)
     make_requests(requests, count)  # fresh timestamps, same ids
     hw = serve([str(VENV_BIN / "hookwatch"), "serve", "--port", str(args.port),
-                "--log-level", "warning"], env)
+                "--log-level", "warning"], env, tmp / "hookwatch.log")
     try:
-        wait_up(f"http://127.0.0.1:{args.port}/healthz")
+        wait_up(f"http://127.0.0.1:{args.port}/healthz", log=tmp / "hookwatch.log")
         cpu0 = cpu_seconds(hw.pid)
         result = run_wrk(url, requests, args.duration, args.connections)
         result["cpu_us"] = (cpu_seconds(hw.pid) - cpu0) / (result["ok"] + result["bad"]) * 1e6

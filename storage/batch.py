@@ -8,12 +8,11 @@ replicas, which events are new and which predictions this very batch made termin
 from __future__ import annotations
 
 import dataclasses
-import uuid
+import itertools
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import Connection
+from typing import Any, Protocol
 
 from storage.fingerprint import fingerprint
 from storage.rollups import Counted, bucket_increments
@@ -64,15 +63,36 @@ class BatchResult:
     counted: list[Counted]
 
 
-class _Sql:
-    """Placeholder style of the driver: qmark for sqlite3, format for psycopg."""
+class Cursor(Protocol):
+    """The DBAPI cursor surface used here (sqlite3 and psycopg both have it)."""
 
-    def __init__(self, conn: Connection) -> None:
-        self.mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    def execute(self, sql: str, params: Any = ..., /) -> Any: ...
+    def fetchall(self) -> Sequence[Any]: ...
+
+
+class _Sql:
+    """Runs driver-level SQL on a DBAPI cursor, in the driver's placeholder style.
+
+    Driver-level, not SQLAlchemy Core: this runs for every batch on the hot path, and the
+    statements are the same text on both databases apart from the placeholder.
+    """
+
+    def __init__(self, cursor: Cursor, dialect: str) -> None:
+        self.cursor = cursor
+        self.mark = "?" if dialect == "sqlite" else "%s"
 
     def values(self, rows: int, cols: int) -> str:
         one = "(" + ",".join([self.mark] * cols) + ")"
         return ",".join([one] * rows)
+
+    def run(self, sql: str, params: Sequence[Any], returning: bool = False) -> list[Any]:
+        self.cursor.execute(sql, tuple(params))
+        return list(self.cursor.fetchall()) if returning else []
+
+
+# Marks the predictions a batch made terminal; unique across batches, processes and replicas.
+_BATCH_PREFIX = os.urandom(6).hex()
+_batch_numbers = itertools.count()
 
 
 _EVENT_COLS = (
@@ -126,10 +146,12 @@ def _merge(events: list[NewEvent]) -> NewEvent:
     return merged
 
 
-def commit_batch(conn: Connection, events: Sequence[NewEvent], *, now: float) -> BatchResult:
+def commit_batch(
+    cursor: Cursor, events: Sequence[NewEvent], *, now: float, dialect: str
+) -> BatchResult:
     """Run inside an open transaction; the caller commits. Returns per-event duplicate flags."""
-    sql = _Sql(conn)
-    batch_id = uuid.uuid4().hex
+    sql = _Sql(cursor, dialect)
+    batch_id = f"{_BATCH_PREFIX}-{os.getpid()}-{next(_batch_numbers)}"
     first_index: dict[str, int] = {}
     for i, ev in enumerate(events):
         first_index.setdefault(ev.dedup_key, i)
@@ -145,11 +167,12 @@ def commit_batch(conn: Connection, events: Sequence[NewEvent], *, now: float) ->
     for chunk in _chunks(event_rows):
         inserted.update(
             row[0]
-            for row in conn.exec_driver_sql(
+            for row in sql.run(
                 f"INSERT INTO events ({','.join(_EVENT_COLS)}) VALUES "
                 f"{sql.values(len(chunk), len(_EVENT_COLS))} "
                 "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key",
-                tuple(v for row in chunk for v in row),
+                [v for row in chunk for v in row],
+                returning=True,
             )
         )
     duplicates = [
@@ -178,13 +201,14 @@ def commit_batch(conn: Connection, events: Sequence[NewEvent], *, now: float) ->
         ))
     rows: list[Any] = []
     for chunk in _chunks(pred_rows):
-        rows.extend(conn.exec_driver_sql(
+        rows.extend(sql.run(
             f"INSERT INTO predictions ({','.join(_PRED_COLS)}) VALUES "
             f"{sql.values(len(chunk), len(_PRED_COLS))} "
             f"ON CONFLICT (id) DO UPDATE SET {_PRED_UPSERT_SET} "
             "RETURNING id, status, model, deployment, version, predict_time, created_at, "
             "started_at, error, counted_by",
-            tuple(v for row in chunk for v in row),
+            [v for row in chunk for v in row],
+            returning=True,
         ))
     counted = [
         Counted(
@@ -197,16 +221,16 @@ def commit_batch(conn: Connection, events: Sequence[NewEvent], *, now: float) ->
         if r[9] == batch_id
     ]
     if counted:
-        _add_to_buckets(conn, sql, counted, now)
+        _add_to_buckets(sql, counted, now)
     return BatchResult(duplicates, counted)
 
 
-def _add_to_buckets(conn: Connection, sql: _Sql, counted: list[Counted], now: float) -> None:
+def _add_to_buckets(sql: _Sql, counted: list[Counted], now: float) -> None:
     outcomes, latency = bucket_increments(counted, now)
     # A fixed row order keeps concurrent replicas free of deadlocks.
     outcome_rows = [(*key, *outcomes[key]) for key in sorted(outcomes)]
     for chunk in _chunks(outcome_rows):
-        conn.exec_driver_sql(
+        sql.run(
             "INSERT INTO outcome_buckets (resolution, start, scope, name, succeeded, failed, "
             "canceled, aborted, other, predict_time_sum, predict_time_count) VALUES "
             f"{sql.values(len(chunk), 11)} "
@@ -214,16 +238,16 @@ def _add_to_buckets(conn: Connection, sql: _Sql, counted: list[Counted], now: fl
             + ", ".join(f"{c} = outcome_buckets.{c} + excluded.{c}" for c in (
                 "succeeded", "failed", "canceled", "aborted", "other", "predict_time_sum",
                 "predict_time_count")),
-            tuple(v for row in chunk for v in row),
+            [v for row in chunk for v in row],
         )
     latency_rows = [(*key, latency[key]) for key in sorted(latency)]
     for chunk in _chunks(latency_rows):
-        conn.exec_driver_sql(
+        sql.run(
             "INSERT INTO latency_buckets (resolution, start, scope, name, metric, bin, count) "
             f"VALUES {sql.values(len(chunk), 7)} "
             "ON CONFLICT (resolution, start, scope, name, metric, bin) DO UPDATE SET "
             "count = latency_buckets.count + excluded.count",
-            tuple(v for row in chunk for v in row),
+            [v for row in chunk for v in row],
         )
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -20,6 +22,9 @@ from storage.batch import BatchResult, NewEvent, commit_batch
 from storage.rollups import Counted
 
 log = logging.getLogger("hookwatch.writer")
+
+# Raised by the drivers themselves, since the writer talks to them without SQLAlchemy.
+_DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
 
 Clock = Callable[[], float]
 OnCommit = Callable[[list[Counted]], None]
@@ -49,6 +54,7 @@ class Writer:
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.events = 0
+        self.retried: list[str] = []  # why each retried batch failed (SQLSTATE or message)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="hookwatch-writer")
@@ -104,19 +110,42 @@ class Writer:
         while True:
             attempt += 1
             try:
-                with self._engine.begin() as conn:
-                    result = commit_batch(conn, events, now=self._clock())
+                result = self._commit_once(events)
                 self.batches += 1
                 self.events += len(events)
                 return result
-            except DBAPIError as exc:
+            except (DBAPIError, *_DRIVER_ERRORS) as exc:
                 if attempt >= self._retries or not _retryable(exc):
                     raise
+                orig = getattr(exc, "orig", exc)
+                self.retried.append(getattr(orig, "sqlstate", None) or type(orig).__name__)
                 time.sleep(0.01 * attempt)
 
 
-def _retryable(exc: DBAPIError) -> bool:
-    code = getattr(exc.orig, "sqlstate", None)
+    def _commit_once(self, events: Sequence[NewEvent]) -> BatchResult:
+        # A pooled DBAPI connection (the engine's PRAGMAs applied), used without SQLAlchemy's
+        # per-statement machinery: this runs once per batch on the hot path.
+        raw = self._engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                result = commit_batch(
+                    cursor, events, now=self._clock(), dialect=self._engine.dialect.name
+                )
+                raw.commit()
+            except BaseException:
+                raw.rollback()
+                raise
+            finally:
+                cursor.close()
+        finally:
+            raw.close()
+        return result
+
+
+def _retryable(exc: Exception) -> bool:
+    orig = getattr(exc, "orig", exc)
+    code = getattr(orig, "sqlstate", None)
     if code in ("40001", "40P01"):  # serialization_failure, deadlock_detected
         return True
-    return "database is locked" in str(exc.orig)
+    return "database is locked" in str(orig)
