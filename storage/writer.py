@@ -24,7 +24,7 @@ from storage.rollups import Counted
 log = logging.getLogger("hookwatch.writer")
 
 # Raised by the drivers themselves, since the writer talks to them without SQLAlchemy.
-_DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
+_DB_ERRORS: tuple[type[Exception], ...] = (DBAPIError, sqlite3.Error, psycopg.Error)
 
 Clock = Callable[[], float]
 OnCommit = Callable[[list[Counted]], None]
@@ -114,7 +114,7 @@ class Writer:
                 self.batches += 1
                 self.events += len(events)
                 return result
-            except (DBAPIError, *_DRIVER_ERRORS) as exc:
+            except _DB_ERRORS as exc:
                 if attempt >= self._retries or not _retryable(exc):
                     raise
                 orig = getattr(exc, "orig", exc)
