@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
+from hooks.openapi import document_webhook
 from hooks.route import PATH as HOOK_PATH
 from hooks.route import Receive, Scope, Send, receive_webhook
 from hooks.signature import Verifier
@@ -22,6 +23,7 @@ from hookwatch.leader import leadership_for, replica_name
 from hookwatch.metrics import Metrics
 from hookwatch.runtime import Runtime
 from hookwatch.settings import Settings
+from notifiers.worker import start_delivery, stop_delivery
 from storage.engine import make_engine
 from storage.migrate import require_current, upgrade
 from storage.writer import Writer
@@ -88,10 +90,12 @@ def create_app(
         await runtime.writer.start()
         if run_jobs:
             jobs.start()
+            start_delivery(runtime)
         try:
             yield
         finally:
             jobs.stop()
+            stop_delivery(runtime)
             leader.stop()
             await runtime.writer.stop()
             engine.dispose()
@@ -104,9 +108,13 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.jobs = jobs
+    document_webhook(app)  # the webhook skips FastAPI's routing, so its schema is added by hand
     _add_error_handlers(app)
     for router in _routers():
         app.include_router(router)
+    from dashboard.setup import install as install_dashboard
+
+    install_dashboard(app, runtime)  # static files, private mode, database metrics
     return app
 
 

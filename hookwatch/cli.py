@@ -65,6 +65,7 @@ def startup_banner(settings: Settings, rules: int, notifiers: list[str]) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from hooks.limits import LimitedHttpToolsProtocol
     from hookwatch.app import create_app
 
     try:
@@ -91,6 +92,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=args.access_log,
         timeout_keep_alive=30,
         h11_max_incomplete_event_size=64 * 1024,
+        # httptools ignores the h11 limit above: hooks/limits.py caps head size and time.
+        http=LimitedHttpToolsProtocol.configured(head_timeout=settings.body_timeout),
     )
     return 0
 

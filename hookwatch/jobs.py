@@ -6,6 +6,7 @@ Each job is `fn(runtime, now)`; the clock is read here, at the edge, and passed 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -55,7 +56,8 @@ class Jobs:
         self.leader = leader if leader is not None else SoleLeader()
         self.scheduler: BackgroundScheduler | None = None
         self.specs = job_specs()
-        self._detach: list[Callable[[], None]] = []
+        self._detach: dict[str, Callable[[], None]] = {}  # job name -> unwire its events
+        self._wiring = threading.Lock()
 
     def run(self, spec: JobSpec) -> None:
         if spec.leader_only and not self.leader.is_leader:
@@ -82,10 +84,26 @@ class Jobs:
             )
         scheduler.start()
         self.scheduler = scheduler
-        self._detach = [spec.attach(self.runtime) for spec in self.specs if spec.attach]
+        self._wire(self.leader.is_leader)
+
+    def _wire(self, leading: bool) -> None:
+        """Event hooks (the evaluator's nudge) of leader-only jobs live only on the leader."""
+        with self._wiring:
+            if self.scheduler is None:
+                return
+            for spec in self.specs:
+                if spec.attach is None:
+                    continue
+                wanted = leading or not spec.leader_only
+                if wanted and spec.name not in self._detach:
+                    self._detach[spec.name] = spec.attach(self.runtime)
+                elif not wanted and spec.name in self._detach:
+                    self._detach.pop(spec.name)()
 
     def on_leadership(self, leading: bool) -> None:
-        """A new leader runs its jobs at once: pending deliveries do not wait for the tick."""
+        """A new leader wires its jobs' hooks and runs its jobs at once (pending deliveries do
+        not wait for the tick); a replica that lost leadership unwires them."""
+        self._wire(leading)
         scheduler = self.scheduler
         if not leading or scheduler is None:
             return
@@ -96,9 +114,10 @@ class Jobs:
                     job.modify(next_run_time=datetime.now(UTC))
 
     def stop(self) -> None:
-        for detach in self._detach:
-            detach()
-        self._detach = []
-        if self.scheduler is not None:
-            self.scheduler.shutdown(wait=True)
-            self.scheduler = None
+        with self._wiring:
+            for detach in self._detach.values():
+                detach()
+            self._detach = {}
+            if self.scheduler is not None:
+                self.scheduler.shutdown(wait=True)
+                self.scheduler = None

@@ -1,0 +1,207 @@
+"""The email channel: SMTP (plain, STARTTLS or implicit TLS, optional login), text + HTML parts."""
+
+from __future__ import annotations
+
+import email.policy
+import hashlib
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
+
+from pydantic import SecretStr
+
+from notifiers.base import DEFAULT_TIMEOUT, NotifyError, SendContext, SendResult, short
+from notifiers.fields import Table
+from notifiers.message import AlertMessage
+from notifiers.render import context, render
+
+# Policy SMTP: CRLF line endings; header values holding CR or LF raise ValueError instead of
+# starting a new header (header injection). Subjects are flattened before they get here anyway.
+POLICY = email.policy.SMTP.clone(raise_on_defect=True)
+_SUBJECT_MAX = 250
+
+
+@dataclass(frozen=True)
+class EmailOptions:
+    smtp_host: str
+    smtp_port: int
+    starttls: bool
+    implicit_tls: bool
+    username: str | None
+    password: SecretStr | None
+    sender: str
+    to: tuple[str, ...]
+    ca_file: str | None
+    timeout: float
+
+    def secrets(self) -> list[str]:
+        return [self.password.get_secret_value()] if self.password else []
+
+
+def _address_ok(value: str) -> bool:
+    _name, addr = parseaddr(value)
+    local, at, domain = addr.rpartition("@")
+    return bool(at and local and ("." in domain or domain == "localhost")) and " " not in addr
+
+
+def parse_email(table: Table) -> EmailOptions | None:
+    host = table.string("smtp_host", required=True)
+    starttls = table.boolean("starttls", default=False)
+    implicit_tls = table.boolean("implicit_tls", default=False)
+    if starttls and implicit_tls:
+        table.problem("implicit_tls", "cannot be combined with starttls; choose one")
+    default_port = 465 if implicit_tls else 587 if starttls else 25
+    port = table.integer("smtp_port", default=default_port, low=1, high=65535)
+    username = table.string("username")
+    password = table.secret("password")
+    if password is not None and not username:
+        table.problem("password", "is set but username is empty; set both or neither")
+    if username and password is None:
+        table.problem("password", "is empty but username is set; set both or neither")
+    sender = table.string("from", required=True)
+    if sender and not _address_ok(sender):
+        table.problem("from", "must be an email address, e.g. hookwatch@example.com")
+    to = table.strings("to", required=True)
+    for i, address in enumerate(to):
+        if not _address_ok(address) or any(ord(c) < 32 for c in address):
+            table.problem(f"to[{i}]", "must be an email address")
+    ca_file = table.string("ca_file")
+    timeout = table.number("timeout", default=DEFAULT_TIMEOUT, low=1, high=60)
+    if not table.ok or host is None or sender is None:
+        return None
+    return EmailOptions(
+        smtp_host=host,
+        smtp_port=port,
+        starttls=starttls,
+        implicit_tls=implicit_tls,
+        username=username or None,
+        password=password,
+        sender=sender,
+        to=tuple(to),
+        ca_file=ca_file,
+        timeout=timeout,
+    )
+
+
+def header_safe(text: str, limit: int = _SUBJECT_MAX) -> str:
+    """One line without control characters: a CR/LF in a model name goes nowhere."""
+    flat = " ".join("".join(c if ord(c) >= 32 and ord(c) != 127 else " " for c in text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def message_id(context: SendContext, sender: str, alert_key: str) -> str:
+    """Stable per notification, so a retried send carries the same Message-ID (receivers dedupe)."""
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "hookwatch.invalid"
+    if context.notification_id is None:
+        return make_msgid("hookwatch-test", domain=domain)
+    digest = hashlib.sha256(alert_key.encode()).hexdigest()[:12]
+    return f"<hookwatch.{context.notification_id}.{digest}@{domain}>"
+
+
+def build_email(
+    options: EmailOptions, message: AlertMessage, send_context: SendContext
+) -> EmailMessage:
+    values = context(message)
+    mail = EmailMessage(policy=POLICY)
+    mail["Subject"] = header_safe(values["title"])
+    mail["From"] = options.sender
+    mail["To"] = ", ".join(options.to)
+    mail["Date"] = formatdate(send_context.now, usegmt=True)
+    mail["Message-ID"] = message_id(send_context, options.sender, message.alert_key)
+    if send_context.thread_ref:
+        # Mail clients thread the resolution under the trigger (RFC 5322 section 3.6.4).
+        mail["In-Reply-To"] = header_safe(send_context.thread_ref, 500)
+        mail["References"] = header_safe(send_context.thread_ref, 500)
+    mail["X-Hookwatch-Alert"] = header_safe(message.alert_key, 200)
+    mail["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies
+    mail.set_content(render("email.txt.j2", message, values))
+    mail.add_alternative(render("email.html.j2", message, values), subtype="html")
+    return mail
+
+
+class EmailNotifier:
+    min_interval = 0.0
+
+    def __init__(self, name: str, options: EmailOptions) -> None:
+        self.name = name
+        self.options = options
+
+    def destination(self) -> str:
+        return f"smtp:{self.options.smtp_host}:{self.options.smtp_port}"
+
+    def _tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.options.ca_file)
+
+    def send(self, message: AlertMessage, context: SendContext) -> SendResult | None:
+        mail = build_email(self.options, message, context)
+        o = self.options
+        try:
+            client: smtplib.SMTP
+            if o.implicit_tls:
+                client = smtplib.SMTP_SSL(
+                    o.smtp_host, o.smtp_port, timeout=o.timeout, context=self._tls()
+                )
+            else:
+                client = smtplib.SMTP(o.smtp_host, o.smtp_port, timeout=o.timeout)
+            with client:
+                client.ehlo()
+                if o.starttls:
+                    client.starttls(context=self._tls())
+                    client.ehlo()
+                if o.username and o.password:
+                    client.login(o.username, o.password.get_secret_value())
+                client.send_message(mail, from_addr=parseaddr(o.sender)[1], to_addrs=list(o.to))
+        except Exception as exc:
+            raise smtp_error(exc, o.smtp_host) from None
+        # A partly refused recipient list still counts as sent: a retry would double the rest.
+        return SendResult(external_ref=str(mail["Message-ID"]))
+
+    def close(self) -> None:
+        return None
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    body = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return f"{code} {short(body, 200)}"
+
+
+def smtp_error(exc: Exception, host: str) -> NotifyError:
+    """SMTP reply 4xx: try again later; 5xx: never (RFC 5321 section 4.2.1)."""
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return NotifyError(
+            f"SMTP login refused: {_reply(exc.smtp_code, exc.smtp_error)}", retryable=False
+        )
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        retry = any(400 <= code < 500 for code in codes)
+        shown = "; ".join(_reply(c, t) for c, t in list(exc.recipients.values())[:3])
+        return NotifyError(f"SMTP refused every recipient: {shown}", retryable=retry)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return NotifyError(
+            f"SMTP error: {_reply(exc.smtp_code, exc.smtp_error)}",
+            retryable=400 <= exc.smtp_code < 500,
+        )
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return NotifyError(f"SMTP server {host} does not support it: {short(str(exc))}",
+                           retryable=False)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return NotifyError(
+            f"TLS certificate of {host} not trusted: {exc.verify_message}"
+            " (set ca_file for a private CA)",
+            retryable=False,
+        )
+    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+        return NotifyError(f"TLS connection to {host} closed early", retryable=True)
+    if isinstance(exc, ssl.SSLError):
+        # A TLS mismatch (implicit TLS against a plain port) does not fix itself.
+        return NotifyError(f"TLS error with {host}: {short(str(exc))}", retryable=False)
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return NotifyError(f"SMTP server {host} timed out", retryable=True)
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return NotifyError(f"SMTP server {host} closed the connection", retryable=True)
+    if isinstance(exc, OSError):
+        return NotifyError(f"cannot reach SMTP server {host}: {short(str(exc))}", retryable=True)
+    return NotifyError(f"{type(exc).__name__}: {short(str(exc))}", retryable=True)

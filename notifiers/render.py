@@ -1,0 +1,137 @@
+"""Message text: the Jinja2 templates in templates/notifications/ and the values they see."""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from notifiers.message import AlertMessage
+
+STATUS = {
+    "trigger": "FIRING",
+    "reminder": "STILL FIRING",
+    "acknowledge": "ACKNOWLEDGED",
+    "resolve": "RESOLVED",
+    "test": "TEST",
+}
+SEVERITY_ICON = {"critical": "🔴", "error": "🟠", "warning": "🟡", "info": "🔵"}
+
+
+def pct(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value * 100:.1f}%"
+
+
+def duration(seconds: float | None) -> str:
+    """600 -> '10m', 5400 -> '1h30m', 90 -> '1m30s'."""
+    if seconds is None:
+        return "n/a"
+    total = round(seconds)
+    if total <= 0:
+        return "0s"
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
+    return "".join(f"{n}{unit}" for n, unit in parts if n)
+
+
+def utc(ts: float | None) -> str:
+    if ts is None:
+        return "n/a"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+
+
+def iso(ts: float) -> str:
+    """RFC 3339 UTC with milliseconds, e.g. 2026-11-18T14:13:20.000Z."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+
+
+def slack_escape(value: Any) -> str:
+    """Slack wants exactly these three escaped in text, nothing else.
+
+    https://api.slack.com/reference/surfaces/formatting#escaping
+    """
+    text = "" if value is None else str(value)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def oneline(value: Any, limit: int = 200) -> str:
+    """Whitespace collapsed, backticks made quotes (they would end a code span), shortened."""
+    text = " ".join(str(value).split()).replace("`", "'")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _filters(env: Environment) -> Environment:
+    env.filters.update(pct=pct, duration=duration, utc=utc, oneline=oneline)
+    return env
+
+
+@functools.cache
+def _plain_env() -> Environment:
+    # Text templates and the HTML one; autoescape only where the name ends in .html.j2.
+    return _filters(
+        Environment(
+            loader=PackageLoader("templates", "notifications"),
+            autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+    )
+
+
+@functools.cache
+def _slack_env() -> Environment:
+    # finalize escapes every {{ value }} once; the template's own mrkdwn (links, *bold*) stays.
+    return _filters(
+        Environment(
+            loader=PackageLoader("templates", "notifications"),
+            autoescape=False,  # noqa: S701 - Slack mrkdwn, escaped by finalize, not HTML
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            finalize=slack_escape,
+        )
+    )
+
+
+def counts_line(message: AlertMessage) -> str:
+    counts = message.counts
+    if not counts:
+        return ""
+    total = sum(counts.get(k, 0) for k in ("succeeded", "failed", "canceled", "aborted"))
+    shown = ", ".join(f"{n} {k}" for k, n in counts.items())
+    return f"{total} predictions: {shown}"
+
+
+def context(message: AlertMessage) -> dict[str, Any]:
+    """The values every template sees; the measure and title are templates themselves."""
+    values: dict[str, Any] = {
+        "m": message,
+        "status": STATUS.get(message.kind, message.kind.upper()),
+        "icon": "✅" if message.kind == "resolve" else SEVERITY_ICON.get(message.severity, "⚪"),
+        "counts_line": counts_line(message),
+        "link": message.alert_url or message.dashboard_url,
+        "firing_for": duration((message.resolved_at or message.at) - message.started_at),
+    }
+    env = _plain_env()
+    values["measure"] = env.get_template("measure.txt.j2").render(values).strip()
+    values["title"] = " ".join(env.get_template("title.txt.j2").render(values).split())
+    return values
+
+
+def render(name: str, message: AlertMessage, values: dict[str, Any] | None = None) -> str:
+    """Render templates/notifications/<name>; Slack's .mrkdwn.j2 ones escape for Slack."""
+    env = _slack_env() if name.endswith(".mrkdwn.j2") else _plain_env()
+    return env.get_template(name).render(values if values is not None else context(message))
+
+
+def title(message: AlertMessage) -> str:
+    """One line: the email subject, Slack's header, PagerDuty's summary."""
+    text: str = context(message)["title"]
+    return text

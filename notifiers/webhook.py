@@ -1,0 +1,135 @@
+"""The webhook channel: the alert as JSON, POSTed and signed with Standard Webhooks.
+
+https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+from pydantic import SecretStr
+
+from hooks.signature import SecretFormatError, parse_secret, sign
+from notifiers.base import (
+    DEFAULT_TIMEOUT,
+    NotifyError,
+    SendContext,
+    SendResult,
+    parse_retry_after,
+    response_detail,
+    retryable_status,
+)
+from notifiers.fields import Table
+from notifiers.message import AlertMessage
+from notifiers.render import STATUS, context, iso
+
+
+@dataclass(frozen=True)
+class WebhookOptions:
+    url: str
+    secret: SecretStr
+    timeout: float
+
+    def secrets(self) -> list[str]:
+        # The URL may carry a token in its query or user info; treat all of it as secret.
+        values = [self.secret.get_secret_value(), self.url]
+        parts = urlsplit(self.url)
+        if parts.query:
+            values.append(parts.query)
+        if parts.password:
+            values.append(parts.password)
+        return values
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "the receiver"
+
+
+def parse_webhook(table: Table) -> WebhookOptions | None:
+    url = table.url("url", required=True)
+    secret = table.secret("secret", required=True)
+    if secret is not None:
+        try:
+            kind, _ = parse_secret(secret.get_secret_value())
+            if kind != "hmac":
+                raise SecretFormatError("")
+        except SecretFormatError:
+            table.problem("secret", "must be a whsec_ signing secret (make one: hookwatch secret)")
+    timeout = table.number("timeout", default=DEFAULT_TIMEOUT, low=1, high=60)
+    if not table.ok or url is None or secret is None:
+        return None
+    return WebhookOptions(url, secret, timeout)
+
+
+def build_document(message: AlertMessage, now: float) -> dict[str, Any]:
+    """The body: Standard Webhooks' suggested {type, timestamp, data} envelope."""
+    values = context(message)
+    data = message.to_json()
+    data["status"] = STATUS.get(message.kind, message.kind).lower().replace(" ", "_")
+    data["title"] = values["title"]
+    return {"type": f"alert.{message.kind}", "timestamp": iso(now), "data": data}
+
+
+def message_id(context: SendContext) -> str:
+    """Stable per notification: a retry carries the same webhook-id, so receivers dedupe."""
+    if context.notification_id is None:
+        return f"msg_hookwatch_test_{uuid.uuid4().hex}"
+    return f"msg_hookwatch_{context.notification_id}"
+
+
+class WebhookNotifier:
+    min_interval = 0.0
+
+    def __init__(
+        self, name: str, options: WebhookOptions, *, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self.name = name
+        self.options = options
+        self._client = httpx.Client(
+            timeout=options.timeout, transport=transport, follow_redirects=False,
+            headers={"user-agent": "hookwatch"},
+        )
+
+    def destination(self) -> str:
+        return f"webhook:{self.options.host}"
+
+    def send(self, message: AlertMessage, context: SendContext) -> SendResult | None:
+        body = orjson.dumps(build_document(message, context.now))
+        msg_id = message_id(context)
+        timestamp = int(context.now)
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(self.options.secret.get_secret_value(), msg_id, timestamp,
+                                      body),
+        }
+        host = self.options.host
+        try:
+            response = self._client.post(self.options.url, content=body, headers=headers)
+        except httpx.TimeoutException:
+            raise NotifyError(f"{host} did not answer in time", retryable=True) from None
+        except httpx.HTTPError as exc:
+            raise NotifyError(f"cannot reach {host}: {type(exc).__name__}: {exc}",
+                              retryable=True) from None
+        status = response.status_code
+        if 200 <= status < 300:
+            return SendResult(http_status=status)
+        if 300 <= status < 400:
+            # The spec counts redirects as failures; following them would move a signed body.
+            raise NotifyError(f"{host} answered HTTP {status} (redirects are not followed)",
+                              retryable=False, http_status=status)
+        raise NotifyError(
+            f"{host} answered HTTP {status}: {response_detail(response.text)}",
+            retryable=retryable_status(status),
+            retry_after=parse_retry_after(response.headers.get("retry-after"), context.now),
+            http_status=status,
+        )
+
+    def close(self) -> None:
+        self._client.close()

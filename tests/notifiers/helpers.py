@@ -1,0 +1,245 @@
+"""Real parts for the notifier tests: a recording HTTP receiver, an SMTP server, a TLS cert."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import ipaddress
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from sqlalchemy import Engine
+from sqlmodel import Session as DbSession
+
+from hooks.signature import Verifier
+from hookwatch.config import Config
+from hookwatch.metrics import Metrics
+from hookwatch.runtime import Runtime
+from hookwatch.settings import Settings
+from notifiers.message import AlertMessage, TopError
+from notifiers.outbox import Notification
+from notifiers.registry import NotifierConfig, parse_notifiers
+from storage.writer import Writer
+from tests.conftest import free_port
+
+Answer = tuple[int, dict[str, str], bytes]
+ROUTING_KEY = "R0ut1ngK3y0f32CharactersForTest1"  # 32 characters, like a real one
+SLACK_PATH = "/services/T000TEST/B000TEST/sl4ckS3cretP4thXYZ"
+SLACK_TOKEN = "xoxb-test-token-0123456789abcdef"
+HOOK_SECRET = "whsec_c2VjcmV0LWZvci1hbGVydC13ZWJob29rcy10ZXN0"
+SMTP_PASSWORD = "sm7p-Passw0rd-for-tests"
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """A local HTTP server that records every request; `script` answers first, then `answer`."""
+
+    answer: Callable[[Request], Answer] = lambda _r: (200, {}, b"ok")
+    script: list[Answer] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                request = Request(self.command, self.path,
+                                  {k.lower(): v for k, v in self.headers.items()}, body)
+                with receiver._lock:
+                    receiver.requests.append(request)
+                    answer = receiver.script.pop(0) if receiver.script else None
+                status, headers, out = answer or receiver.answer(request)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
+                                        daemon=True)
+
+    def fail(self, times: int, status: int = 500, headers: dict[str, str] | None = None,
+             body: bytes = b"unavailable") -> None:
+        with self._lock:
+            self.script.extend([(status, headers or {}, body)] * times)
+
+    def __enter__(self) -> Receiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+def slack_api_answer(request: Request) -> Answer:
+    """chat.postMessage's answer: ok, with a fresh ts per message."""
+    ts = f"1795000000.{len(request.body):06d}"
+    return 200, {"content-type": "application/json"}, orjson.dumps(
+        {"ok": True, "channel": "C0TEST", "ts": ts})
+
+
+def pagerduty_answer(request: Request) -> Answer:
+    body = request.json()
+    return 202, {"content-type": "application/json"}, orjson.dumps(
+        {"status": "success", "message": "Event processed", "dedup_key": body.get("dedup_key")})
+
+
+# --- SMTP -------------------------------------------------------------------------------
+
+
+@dataclass
+class SmtpRecorder:
+    """aiosmtpd handler: records messages; answers `refuse` (e.g. 451) for the first N."""
+
+    messages: list[Envelope] = field(default_factory=list)
+    refuse: list[str] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+        if self.refuse:
+            return self.refuse.pop(0)
+        self.messages.append(envelope)
+        return "250 Message accepted for delivery"
+
+
+def authenticator(user: str, password: str) -> Callable[..., AuthResult]:
+    def check(server: Any, session: Session, envelope: Envelope, mechanism: str,
+              auth_data: Any) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and (
+            auth_data.login.decode() == user and auth_data.password.decode() == password)
+        return AuthResult(success=ok, handled=False)
+    return check
+
+
+def smtp_controller(handler: SmtpRecorder, **kwargs: Any) -> Controller:
+    """A started aiosmtpd server on a free port (Controller(port=0) would not start)."""
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **kwargs)
+    controller.start()
+    return controller
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for localhost and 127.0.0.1, made now, and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([
+            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+# --- messages, configs, runtime, outbox ---------------------------------------------------
+
+
+def alert(kind: str = "trigger", **changes: Any) -> AlertMessage:
+    message = AlertMessage(
+        kind=kind,  # type: ignore[arg-type]
+        alert_key="deployment-error-rate:deployment:acme/sdxl",
+        alert_id=7,
+        rule="deployment-error-rate",
+        rule_kind="error_rate",
+        severity="critical",
+        scope="deployment",
+        scope_name="acme/sdxl",
+        summary="acme/sdxl: 35.0% of predictions failed in the last 10m",
+        started_at=1_795_000_000.0,
+        at=1_795_000_060.0,
+        value=0.35,
+        threshold=0.2,
+        window_seconds=600,
+        counts={"succeeded": 78, "failed": 42, "canceled": 1, "aborted": 0},
+        top_errors=[
+            TopError("a1b2c3d4e5f6a7b8", 30, "CUDA out of memory. Tried to allocate 2.00 GiB"),
+            TopError("0f0e0d0c0b0a0908", 12, "ValueError: <prompt> & `seed` must be set"),
+        ],
+        dashboard_url="https://hooks.example.com/",
+        alert_url="https://hooks.example.com/alerts/7",
+    )
+    return dataclasses.replace(message, **changes)
+
+
+def notifier_configs(tables: dict[str, dict[str, Any]]) -> dict[str, NotifierConfig]:
+    problems: list[str] = []
+    configs = parse_notifiers(tables, problems)
+    assert problems == []
+    return configs
+
+
+def make_runtime(engine: Engine, configs: dict[str, NotifierConfig], clock: Callable[[], float],
+                 **settings: Any) -> Runtime:
+    values: dict[str, Any] = {"database_url": str(engine.url)}
+    values.update(settings)
+    return Runtime(
+        settings=Settings(**values),
+        config=Config(notifiers=dict(configs)),
+        engine=engine,
+        verifier=Verifier([], None),
+        writer=Writer(engine, batch_max=16, clock=clock),
+        metrics=Metrics(),
+        clock=clock,
+    )
+
+
+def enqueue(engine: Engine, message: AlertMessage, *, notifier: str, now: float,
+            state: str = "pending") -> int:
+    """An outbox row, written the way the alert engine writes one."""
+    with DbSession(engine) as session:
+        row = Notification(
+            alert_id=message.alert_id, alert_key=message.alert_key, notifier=notifier,
+            kind=message.kind, payload=orjson.dumps(message.to_json()).decode(), state=state,
+            created_at=now, due_at=now,
+        )
+        session.add(row)
+        session.commit()
+        assert row.id is not None
+        return row.id

@@ -1,0 +1,83 @@
+"""`hookwatch test-notify NAME`: one test message through a configured notifier, and its outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hookwatch.cli import main
+from tests.notifiers.helpers import HOOK_SECRET, ROUTING_KEY, Receiver, pagerduty_answer
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver(answer=pagerduty_answer) as server:
+        yield server
+
+
+@pytest.fixture
+def config(tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("PD_KEY", ROUTING_KEY)
+    monkeypatch.delenv("HOOKWATCH_CONFIG", raising=False)
+    path = tmp_path / "hookwatch.toml"
+    path.write_text(f"""
+[server]
+public_url = "https://hooks.example.com"
+
+[notifiers.oncall]
+type = "pagerduty"
+routing_key = "${{PD_KEY}}"
+events_url = "{receiver.url}/v2/enqueue"
+
+[notifiers.hook]
+type = "webhook"
+url = "{receiver.url}/alerts?token=qu3ryT0ken"
+secret = "{HOOK_SECRET}"
+""")
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = main(["test-notify", *args])
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert ROUTING_KEY not in text and "qu3ryT0ken" not in text
+    return code, text
+
+
+def test_ok(config: Path, receiver: Receiver, capsys: pytest.CaptureFixture[str]) -> None:
+    code, text = run(capsys, "oncall", "--config", str(config))
+    assert code == 0
+    assert text.startswith("'oncall' (pagerduty): OK, test notification sent in ")
+    trigger, resolve = (r.json() for r in receiver.requests)
+    assert trigger["payload"]["summary"].startswith("[TEST] Test notification from hookwatch")
+    assert trigger["payload"]["severity"] == "info"
+    assert trigger["links"][0]["href"] == "https://hooks.example.com/"
+    assert resolve["event_action"] == "resolve"
+
+
+def test_temporary_and_permanent_errors(config: Path, receiver: Receiver,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    receiver.fail(1, 503, body=b"busy")
+    code, text = run(capsys, "hook", "--config", str(config))
+    assert code == 1
+    assert text.strip() == ("'hook' (webhook): temporary error (a retry may help) [HTTP 503]: "
+                            "127.0.0.1 answered HTTP 503: busy")
+    receiver.fail(1, 401, body=b"who are you")
+    code, text = run(capsys, "hook", "--config", str(config))
+    assert code == 1
+    assert "'hook' (webhook): permanent error [HTTP 401]: 127.0.0.1 answered HTTP 401" in text
+
+
+def test_unknown_name_and_bad_config(config: Path, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    code, text = run(capsys, "pager", "--config", str(config))
+    assert code == 2
+    assert "no notifier named 'pager'" in text and "configured: hook, oncall" in text
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[notifiers.x]\ntype = "pagerduty"\nrouting_key = "nope"\n')
+    code, text = run(capsys, "x", "--config", str(bad))
+    assert code == 2
+    assert "config: notifiers.x.routing_key: must be the 32-character" in text
