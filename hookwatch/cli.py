@@ -221,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.set_defaults(func=cmd_serve)
 
-    demo = sub.add_parser("demo", help="serve + the bundled test model + traffic, to see an alert")
+    demo = sub.add_parser(
+        "demo", help="serve + the bundled test model + traffic, to see an alert", add_help=False
+    )
     demo.add_argument("demo_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     demo.set_defaults(func=cmd_demo)
 
@@ -256,6 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["demo"]:
+        # The demo parses its own flags; argparse.REMAINDER would drop a leading "--port".
+        from hookwatch.demo import main as demo_main
+
+        return demo_main(argv[1:])
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

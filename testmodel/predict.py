@@ -1,9 +1,11 @@
 """The bundled chaos test model: a Cog predictor whose inputs choose how a prediction ends."""
 
+import itertools
 import math
 import os
 import random
 import signal
+import struct
 import sys
 import time
 import warnings
@@ -64,26 +66,36 @@ _FallbackOutOfMemoryError.__name__ = "OutOfMemoryError"
 _FallbackOutOfMemoryError.__qualname__ = "OutOfMemoryError"
 
 
-def oom_message(tried_bytes: int, total_bytes: int, free_bytes: int, device: int = 0) -> str:
-    """The text of torch 2.x's CUDA caching-allocator OOM error, for the same numbers."""
-
-    def fmt(n: float) -> str:
-        # torch prints GiB/MiB with two decimals, picking the unit by size.
-        if n >= GIB:
-            return f"{n / GIB:.2f} GiB"
+def format_size(n: int) -> str:
+    """torch's c10 format_size(): bytes, KiB, MiB or GiB with two decimals."""
+    if n <= 1024:
+        return f"{n} bytes"
+    if n <= 1024**2:
+        return f"{n / 1024:.2f} KiB"
+    if n <= GIB:
         return f"{n / 1024**2:.2f} MiB"
+    return f"{n / GIB:.2f} GiB"
 
-    in_use = max(total_bytes - free_bytes, 0)
+
+def oom_message(
+    tried: int, total: int, free: int, allocated: int, reserved_unallocated: int, device: int = 0
+) -> str:
+    """The text of torch 2.x's CUDA caching-allocator OOM error for the same numbers."""
     return (
-        f"CUDA out of memory. Tried to allocate {fmt(tried_bytes)}. GPU {device} has a total "
-        f"capacity of {fmt(total_bytes)} of which {fmt(free_bytes)} is free. Including "
-        f"non-PyTorch memory, this process has {fmt(in_use)} memory in use. Of the allocated "
-        f"memory {fmt(0)} is allocated by PyTorch, and {fmt(0)} is reserved by PyTorch but "
-        "unallocated. If reserved but unallocated memory is large try setting "
-        "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation.  See "
-        "documentation for Memory Management  "
-        "(https://pytorch.org/docs/stable/notes/cuda.html#environment-variables)"
+        f"CUDA out of memory. Tried to allocate {format_size(tried)}. GPU {device} has a total "
+        f"capacity of {format_size(total)} of which {format_size(free)} is free. Including "
+        f"non-PyTorch memory, this process has {format_size(total - free)} memory in use. Of the "
+        f"allocated memory {format_size(allocated)} is allocated by PyTorch, and "
+        f"{format_size(reserved_unallocated)} is reserved by PyTorch but unallocated. If reserved "
+        "but unallocated memory is large try setting PYTORCH_CUDA_ALLOC_CONF="
+        "expandable_segments:True to avoid fragmentation.  See documentation for Memory "
+        "Management  (https://pytorch.org/docs/stable/notes/cuda.html#environment-variables)"
     )
+
+
+# What the CPU stand-in reports: an 80 GB card (as torch sizes an H100) that is nearly full.
+SIMULATED_GPU_TOTAL = 85_045_870_592
+SIMULATED_GPU_FREE = 19_660_800
 
 
 class Output(BaseModel):
@@ -133,6 +145,7 @@ class Predictor(BasePredictor):
         ),
     ) -> Output:
         started = time.monotonic()
+        _check_inputs(outcome, failure_rate, sleep, log_lines, size)
         if seed < 0:
             seed = random.SystemRandom().randrange(2**31)
         rng = random.Random(seed)
@@ -177,9 +190,10 @@ class Predictor(BasePredictor):
             elapsed_ms=round((time.monotonic() - started) * 1000, 3),
         )
         if chosen == "bad_return_type":
-            # Declared `-> Output`, returns a dict shaped like it: Cog rejects it when it
-            # encodes the output, the mistake a hand-rolled return value makes.
-            return {"checksum": result.checksum, "note": "not an Output"}  # type: ignore[return-value]
+            # Declared `-> Output`, returns the raw tensor (raw bytes without torch): the classic
+            # slip of handing back the model's tensor. Cog cannot encode it and fails the
+            # prediction ("Failed to serialize output: TypeError: ...").
+            return _raw_result(product)  # type: ignore[return-value]
         return result
 
     def _matmul(self, size: int, seed: int, log_lines: int) -> Any:
@@ -209,8 +223,10 @@ class Predictor(BasePredictor):
         out: list[list[float]] = []
         bounds = _blocks(size, steps)
         for i, (lo, hi) in enumerate(bounds):
-            out.extend([sum(x * y for x, y in zip(row, col, strict=True)) for col in b_cols]
-                       for row in a_rows[lo:hi])
+            out.extend(
+                [sum(x * y for x, y in zip(row, col, strict=True)) for col in b_cols]
+                for row in a_rows[lo:hi]
+            )
             if i < log_lines:
                 print(f"step {i + 1}/{log_lines}: rows {lo}:{hi}", flush=True)
         for i in range(len(bounds), log_lines):
@@ -239,18 +255,45 @@ class Predictor(BasePredictor):
             # raises torch.OutOfMemoryError itself. Nothing stays allocated afterwards.
             torch.empty(int(free + 2 * GIB), dtype=torch.uint8, device="cuda")
             raise AssertionError("allocating past free GPU memory did not fail")  # pragma: no cover
-        tried, total, free = 96 * GIB, 80 * GIB, 0
-        error_type: type[Exception] = (
-            torch.OutOfMemoryError if torch is not None else _FallbackOutOfMemoryError
+        # Tried to allocate more than the card holds, as `cuda_oom` does on a real GPU.
+        total, free = SIMULATED_GPU_TOTAL, SIMULATED_GPU_FREE
+        in_use = total - free
+        message = oom_message(
+            free + 2 * GIB, total, free, allocated=in_use - GIB, reserved_unallocated=GIB // 2
         )
-        raise error_type(oom_message(tried, total, free))
+        if torch is not None:
+            raise torch.OutOfMemoryError(message)
+        raise _FallbackOutOfMemoryError(message)
+
+
+def _check_inputs(
+    outcome: str, failure_rate: float, sleep: float, log_lines: int, size: int
+) -> None:
+    """Check what the schema would: coglet without a built schema accepts any input."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
+    if not 0.0 <= failure_rate <= 1.0:
+        raise ValueError(f"failure_rate must be within 0..1, not {failure_rate}")
+    if not 0.0 <= sleep <= 600.0:
+        raise ValueError(f"sleep must be within 0..600 seconds, not {sleep}")
+    if not 0 <= log_lines <= 10_000:
+        raise ValueError(f"log_lines must be within 0..10000, not {log_lines}")
+    if not 1 <= size <= 16_384:
+        raise ValueError(f"size must be within 1..16384, not {size}")
+
+
+def _raw_result(product: Any) -> Any:
+    """The product as the model holds it: a tensor, or the bytes of the pure-Python matrix."""
+    if isinstance(product, list):
+        return b"".join(struct.pack("<d", v) for row in product for v in row)
+    return product
 
 
 def _blocks(size: int, steps: int) -> list[tuple[int, int]]:
     """Split range(size) into at most `steps` contiguous, non-empty blocks."""
     steps = max(1, min(steps, size))
     edges = [round(i * size / steps) for i in range(steps + 1)]
-    return [(lo, hi) for lo, hi in zip(edges, edges[1:], strict=False) if hi > lo]
+    return [(lo, hi) for lo, hi in itertools.pairwise(edges) if hi > lo]
 
 
 def _hang(seconds: float) -> None:
