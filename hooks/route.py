@@ -65,20 +65,38 @@ async def _send_json(
     await send({"type": "http.response.body", "body": body})
 
 
+# The rest of a refused body is never read: the connection is closed instead.
+_CLOSE = [(b"connection", b"close")]
+
+
+def _too_large(limit: int) -> Refused:
+    return Refused(413, "body_too_large", f"the body is over {limit} bytes", _CLOSE)
+
+
+def _too_slow() -> Refused:
+    return Refused(408, "body_timeout", "the body did not arrive in time", _CLOSE)
+
+
 async def read_body(receive: Receive, declared: str | None, limit: int, timeout: float) -> bytes:
     """The body, never reading past limit; a trickling sender is cut off after timeout."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise Refused(413, "body_too_large", f"the body is over {limit} bytes")
-    message = await receive()
+        raise _too_large(limit)
+    # One deadline for the whole body, its first byte included (a sender may send none).
+    deadline = asyncio.get_running_loop().time() + timeout
+    try:
+        async with asyncio.timeout_at(deadline):
+            message = await receive()
+    except TimeoutError:
+        raise _too_slow() from None
     body = message.get("body", b"")
     if not message.get("more_body", False) and message["type"] == "http.request":
         if len(body) > limit:
-            raise Refused(413, "body_too_large", f"the body is over {limit} bytes")
+            raise _too_large(limit)
         return bytes(body)
     chunks = [body]
     size = len(body)
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout_at(deadline):
             while message.get("more_body", False):
                 if message["type"] == "http.disconnect":
                     raise Refused(400, "client_disconnected", "the client went away mid-body")
@@ -86,10 +104,10 @@ async def read_body(receive: Receive, declared: str | None, limit: int, timeout:
                 chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > limit:
-                    raise Refused(413, "body_too_large", f"the body is over {limit} bytes")
+                    raise _too_large(limit)
                 chunks.append(chunk)
     except TimeoutError:
-        raise Refused(408, "body_timeout", "the body did not arrive in time") from None
+        raise _too_slow() from None
     if message["type"] == "http.disconnect":
         raise Refused(400, "client_disconnected", "the client went away mid-body")
     return b"".join(chunks)
@@ -110,7 +128,8 @@ async def _ingest(runtime: Runtime, scope: Scope, receive: Receive) -> tuple[str
         raise Refused(405, "method_not_allowed", "webhooks are POSTed",
                       [(b"allow", b"POST")])
     settings = runtime.settings
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    # ASGI header names arrive lower-cased (https://asgi.readthedocs.io/en/latest/specs/www.html).
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     body = await read_body(
         receive, headers.get("content-length"), settings.max_body_bytes, settings.body_timeout
     )

@@ -74,7 +74,7 @@ class Writer:
     async def submit(self, event: NewEvent) -> bool:
         """Wait until the event is committed; True when it was a duplicate."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        await self._queue.put((event, future))
+        self._queue.put_nowait((event, future))  # each waiting request holds one entry
         return await future
 
     async def _run(self) -> None:
