@@ -16,17 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from hookwatch.demo import (
-    Child,
-    cog_ready,
-    free_port,
-    hookwatch_ready,
-    predict,
-    start_cog_server,
-    start_hookwatch,
-    wait_until,
-    webhook_url,
-)
+from hookwatch.demo.children import Child, start_cog_server, start_hookwatch, wait_until
+from hookwatch.demo.endpoints import cog_ready, hookwatch_ready, predict, webhook_url
+from tests.conftest import free_port
 from tests.testmodel.conftest import MODEL_DIR
 
 pytest.importorskip("coglet")

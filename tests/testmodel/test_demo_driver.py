@@ -20,21 +20,13 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from hookwatch.demo import (
-    DEFAULT_PLAN,
-    DEMO_FAILURES,
-    AlertWatcher,
-    Driver,
-    Phase,
-    SubmitError,
-    choose_outcome,
-    free_port,
-    main,
-    phase_at,
-    port_in_use,
-    predict,
-    start_child,
-)
+from hookwatch.demo import main
+from hookwatch.demo.children import port_in_use, start_child
+from hookwatch.demo.driver import Driver, SubmitError
+from hookwatch.demo.endpoints import predict
+from hookwatch.demo.plan import DEFAULT_PLAN, DEMO_FAILURES, Phase, choose_outcome, phase_at
+from hookwatch.demo.watcher import AlertWatcher
+from tests.conftest import free_port
 
 
 class FakeClock:

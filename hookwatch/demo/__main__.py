@@ -1,0 +1,7 @@
+"""python -m hookwatch.demo."""
+
+import sys
+
+from hookwatch.demo import main
+
+sys.exit(main())
