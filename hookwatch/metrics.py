@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
 class Metrics:
@@ -12,6 +12,11 @@ class Metrics:
             "hookwatch_webhooks_received",
             "Webhooks received, by result (recorded, duplicate, or the refusal code).",
             ["result"],
+            registry=self.registry,
+        )
+        self.leader = Gauge(
+            "hookwatch_leader",
+            "1 while this replica is the leader (runs evaluate, deliver, reconcile, prune).",
             registry=self.registry,
         )
 

@@ -1,0 +1,220 @@
+"""Leader election over a PostgreSQL advisory lock, and the leader-only jobs it gates."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from hookwatch.app import create_app
+from hookwatch.jobs import JobSpec
+from hookwatch.leader import AdvisoryLockLeader, SoleLeader, leadership_for
+from hookwatch.runtime import Runtime
+from storage.engine import make_engine
+from storage.migrate import upgrade
+from tests.conftest import POSTGRES_URL, ManualClock, make_settings
+
+pytestmark = pytest.mark.postgres
+
+
+class Monotonic:
+    """An injected monotonic clock for the lease."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def pg(postgres_url: str) -> Iterator[Engine]:
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def leaders(pg: Engine) -> Iterator[Callable[..., AdvisoryLockLeader]]:
+    made: list[AdvisoryLockLeader] = []
+
+    def make(name: str, **kwargs: object) -> AdvisoryLockLeader:
+        leader = AdvisoryLockLeader(pg, name=name, poll=0.1, **kwargs)  # type: ignore[arg-type]
+        made.append(leader)
+        return leader
+
+    yield make
+    for leader in made:
+        leader.stop()
+
+
+def until(condition: Callable[[], bool], timeout: float = 10.0) -> float:
+    """Poll real database state (no clock to inject there); returns the seconds it took."""
+    began = time.monotonic()
+    while not condition():
+        if time.monotonic() - began > timeout:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+    return time.monotonic() - began
+
+
+def terminate(pg: Engine, name: str) -> None:
+    """End a replica's database session from the server side, as a crashed process's would."""
+    with pg.connect() as conn:
+        ended = conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                 "WHERE application_name = :n"),
+            {"n": f"hookwatch {name}"},
+        ).scalars().all()
+    assert ended == [True]
+
+
+def test_sqlite_process_always_leads() -> None:
+    leader = SoleLeader("solo")
+    seen: list[bool] = []
+    leader.subscribe(seen.append)
+    assert leader.is_leader and seen == [True]
+    assert leader.describe()["role"] == "leader"
+
+
+def test_one_leads_the_other_follows_and_takes_over(
+    pg: Engine, leaders: Callable[..., AdvisoryLockLeader]
+) -> None:
+    a, b = leaders("replica-a"), leaders("replica-b")
+    assert a.poll_once() is True
+    assert b.poll_once() is False
+    assert b.describe() == {"role": "follower", "replica": "replica-b", "leader": "replica-a",
+                            "via": "postgresql advisory lock"}
+    assert a.status["role"] == "leader"  # the dict /readyz shows, updated in place
+
+    terminate(pg, "replica-a")
+    until(b.poll_once)  # the lock is free once the server has ended a's session
+    assert b.is_leader and b.status["leader"] == "replica-b"
+    assert a.poll_once() is False  # a notices its session is gone and steps down...
+    assert a.poll_once() is False  # ...and, reconnected, finds b leading
+    assert a.describe()["leader"] == "replica-b"
+    assert (a.acquired, b.acquired) == (1, 1)
+
+
+def test_stopping_the_leader_hands_over_at_once(
+    leaders: Callable[..., AdvisoryLockLeader],
+) -> None:
+    a, b = leaders("replica-a"), leaders("replica-b")
+    changes: list[bool] = []
+    b.subscribe(changes.append)
+    a.start()
+    b.start()
+    assert a.is_leader and not b.is_leader
+    a.stop()
+    assert not a.is_leader
+    until(lambda: b.is_leader, timeout=5)
+    assert changes == [True]
+
+
+def test_a_leader_that_cannot_confirm_its_session_stops_leading(pg: Engine) -> None:
+    clock = Monotonic()
+    leader = AdvisoryLockLeader(pg, name="lonely", poll=1.0, monotonic=clock)
+    try:
+        assert leader.poll_once() and leader.lease == 3.0
+        clock.now += 2.9
+        assert leader.is_leader
+        clock.now += 0.2  # no successful poll for longer than the lease
+        assert not leader.is_leader
+        assert leader.poll_once()
+    finally:
+        leader.stop()
+
+
+def test_lock_is_scoped_to_the_schema(pg: Engine, postgres_url: str) -> None:
+    """Two installations (two schemas) in one database each have their own leader."""
+    schema = "t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    other_url = make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    other = make_engine(other_url.render_as_string(hide_password=False))
+    first = AdvisoryLockLeader(pg, name="first")
+    second = AdvisoryLockLeader(other, name="second")
+    try:
+        assert first.poll_once() and second.poll_once()
+    finally:
+        first.stop()
+        second.stop()
+        other.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def test_leadership_for_picks_by_dialect(pg: Engine, sqlite_url: str) -> None:
+    lite = make_engine(sqlite_url)
+    try:
+        assert isinstance(leadership_for(lite), SoleLeader)
+        assert isinstance(leadership_for(pg), AdvisoryLockLeader)
+    finally:
+        lite.dispose()
+
+
+def test_two_apps_one_runs_the_leader_jobs(postgres_url: str, clock: ManualClock) -> None:
+    """Two replicas in one process: only the leader's jobs run; /readyz and /metrics say who
+    leads; when the leader shuts down, the other runs its jobs at once."""
+    ran: list[str] = []
+    wired: list[str] = []  # event hooks (like the evaluator's nudge) live on the leader only
+
+    def spec(app_name: str, leader_only: bool = True) -> JobSpec:
+        def job(_runtime: Runtime, _now: float) -> None:
+            ran.append(f"{app_name}:{'leader' if leader_only else 'every'}")
+
+        def attach(_runtime: Runtime) -> Callable[[], None]:
+            wired.append(app_name)
+            return lambda: wired.remove(app_name)
+
+        return JobSpec("probe" if leader_only else "local", job, lambda _r: 3600.0,
+                       leader_only=leader_only, attach=attach if leader_only else None)
+
+    apps = {}
+    for name, port in (("a", 18001), ("b", 18002)):
+        app = create_app(make_settings(postgres_url, port=port), clock=clock)
+        app.state.jobs.specs = [spec(name), spec(name, leader_only=False)]
+        apps[name] = app
+    with TestClient(apps["a"]) as a, TestClient(apps["b"]) as b:
+        for name in ("a", "b"):
+            for job in ("probe", "local"):
+                apps[name].state.jobs.run_now(job)
+        assert sorted(ran) == ["a:every", "a:leader", "b:every"]
+        assert wired == ["a"]
+        ready_a, ready_b = a.get("/readyz").json(), b.get("/readyz").json()
+        assert ready_a["checks"]["leadership"]["role"] == "leader"
+        assert ready_b["checks"]["leadership"]["role"] == "follower"
+        assert ready_b["checks"]["leadership"]["leader"] == \
+                ready_a["checks"]["leadership"]["replica"]
+        assert b.get("/readyz").status_code == 200  # a follower is ready to serve
+        assert "hookwatch_leader 1.0" in a.get("/metrics").text
+        assert "hookwatch_leader 0.0" in b.get("/metrics").text
+    b2 = create_app(make_settings(postgres_url, port=18003), clock=clock)
+    b2.state.jobs.specs = [spec("b2")]
+    a2 = create_app(make_settings(postgres_url, port=18004), clock=clock)
+    a2.state.jobs.specs = [spec("a2")]
+    first: TestClient | None = TestClient(a2).__enter__()  # started first, so it leads
+    try:
+        with TestClient(b2) as b:
+            assert b.get("/readyz").json()["checks"]["leadership"]["role"] == "follower"
+            assert wired == ["a2"]
+            assert first is not None
+            first.__exit__(None, None, None)  # a2 shuts down and releases the lock
+            first = None
+            took = until(lambda: "b2:leader" in ran, timeout=5)
+            assert took < 3  # one poll (1 s) and the new leader's jobs run at once
+            assert wired == ["b2"]
+            assert b.get("/readyz").json()["checks"]["leadership"]["role"] == "leader"
+            assert "hookwatch_leader 1.0" in b.get("/metrics").text
+    finally:
+        if first is not None:
+            first.__exit__(None, None, None)
+    assert "a2:leader" not in ran

@@ -1,0 +1,205 @@
+"""Alembic migrations on both databases: models and migrations agree; serve refuses old schemas."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, inspect, text
+from sqlmodel import SQLModel
+
+from hookwatch.app import create_app
+from hookwatch.cli import main
+from storage.engine import make_engine
+from storage.migrate import (
+    SchemaOutdated,
+    advisory_key,
+    alembic_config,
+    current_revision,
+    head_revision,
+    import_tables,
+    is_current,
+    schema_differences,
+    upgrade,
+)
+from tests.conftest import ManualClock, free_port, make_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+HOOKWATCH = [sys.executable, "-m", "hookwatch"]
+
+
+@pytest.fixture
+def bare(db_url: str) -> Iterator[Engine]:
+    """An engine on an empty database: no tables, no migration history."""
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+def test_upgrade_from_empty_matches_the_models(bare: Engine) -> None:
+    """Fails when a model changed without a migration: run `python -m storage.migrate
+    revision -m "…"`, review the script, and commit it."""
+    assert current_revision(bare) is None
+    assert not is_current(bare)
+    steps: list[str] = []
+    before, after = upgrade(bare, on_step=lambda info: steps.append(info.up_revision_id or ""))
+    assert (before, after) == (None, head_revision())
+    assert steps[-1] == head_revision()
+    assert is_current(bare)
+    with bare.connect() as conn:
+        assert schema_differences(conn) == []
+    assert upgrade(bare) == (head_revision(), head_revision())  # a second run does nothing
+
+
+def test_downgrade_to_empty_and_back(bare: Engine) -> None:
+    """Every script's downgrade undoes its upgrade (a bad release can be rolled back)."""
+    upgrade(bare)
+    with bare.begin() as conn:
+        command.downgrade(alembic_config(conn), "base")
+    with bare.connect() as conn:
+        assert set(inspect(conn).get_table_names()) <= {"alembic_version"}
+    assert current_revision(bare) is None
+    upgrade(bare)
+    assert is_current(bare)
+
+
+def test_a_schema_that_drifted_is_reported(bare: Engine) -> None:
+    upgrade(bare)
+    with bare.begin() as conn:
+        conn.execute(text("ALTER TABLE events ADD COLUMN stray INTEGER"))
+        conn.execute(text("DROP INDEX ix_events_received_at"))
+    with bare.connect() as conn:
+        diffs = schema_differences(conn)
+    kinds = {d[0] if isinstance(d, tuple) else d[0][0] for d in diffs}
+    assert {"remove_column", "add_index"} <= kinds
+
+
+def test_an_unversioned_database_matching_the_models_is_adopted(bare: Engine) -> None:
+    import_tables()
+    SQLModel.metadata.create_all(bare)
+    assert upgrade(bare) == (None, head_revision())
+    assert is_current(bare)
+
+
+def test_an_unversioned_database_that_differs_is_refused(bare: Engine) -> None:
+    import_tables()
+    SQLModel.metadata.create_all(bare)
+    with bare.begin() as conn:
+        conn.execute(text("DROP INDEX ix_events_received_at"))
+    with pytest.raises(SchemaOutdated, match="no migration history"):
+        upgrade(bare)
+    assert current_revision(bare) is None
+
+
+def test_readyz_says_outdated_when_the_database_is_behind(
+    db_url: str, bare: Engine, clock: ManualClock
+) -> None:
+    app = create_app(make_settings(db_url), clock=clock, run_jobs=False)
+    with TestClient(app) as client:
+        assert client.get("/readyz").json()["checks"]["migrations"] == "current"
+        with bare.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0000'"))
+        answer = client.get("/readyz")
+    assert answer.status_code == 503
+    assert answer.json()["checks"]["migrations"] == "outdated"
+
+
+def test_sqlite_migrates_by_itself_at_start(sqlite_url: str, clock: ManualClock) -> None:
+    settings = make_settings(sqlite_url, auto_migrate=None)
+    with TestClient(create_app(settings, clock=clock, run_jobs=False)) as client:
+        assert client.get("/readyz").json()["checks"]["migrations"] == "current"
+
+
+def test_postgres_app_refuses_an_outdated_schema(postgres_url: str, clock: ManualClock) -> None:
+    settings = make_settings(postgres_url, auto_migrate=None)
+    app = create_app(settings, clock=clock, run_jobs=False)
+    with pytest.raises(SchemaOutdated, match="run `hookwatch migrate`"), TestClient(app):
+        pass
+
+
+def _env(url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKWATCH_")}
+    env["HOOKWATCH_DATABASE_URL"] = url
+    return env
+
+
+def test_serve_command_refuses_an_outdated_schema(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in [k for k in os.environ if k.startswith("HOOKWATCH_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HOOKWATCH_DATABASE_URL", postgres_url)
+    assert main(["serve", "--port", str(free_port())]) == 1  # before uvicorn starts
+    refusal = capsys.readouterr().err
+    assert "schema is at revision none (empty database)" in refusal
+    assert "run `hookwatch migrate`" in refusal
+
+
+def test_migrate_waits_for_a_concurrent_migration(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """While another `migrate` holds the migration lock, the command waits; then it applies
+    the schema; a second run finds nothing to do."""
+    engine = make_engine(postgres_url)
+    try:
+        with engine.connect() as other:
+            key = advisory_key(other, "migrate")
+            other.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            run = subprocess.Popen([*HOOKWATCH, "migrate"], env=_env(postgres_url), cwd=ROOT,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            waiting = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                       "AND NOT granted AND classid = :hi AND objid = :lo")
+            deadline = time.monotonic() + 30
+            while not other.execute(text(waiting),
+                                    {"hi": key >> 32, "lo": key & 0xFFFF_FFFF}).scalar_one():
+                assert run.poll() is None, run.communicate()
+                assert time.monotonic() < deadline, "migrate never waited for the lock"
+                time.sleep(0.05)
+            assert current_revision(engine) is None  # it waits before touching anything
+            other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            out, err = run.communicate(timeout=60)
+        assert run.returncode == 0, err
+        assert f"applied  {head_revision()}" in out
+        assert "postgresql+psycopg://postgres@" in out
+        assert is_current(engine)
+    finally:
+        engine.dispose()
+    for name in [k for k in os.environ if k.startswith("HOOKWATCH_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HOOKWATCH_DATABASE_URL", postgres_url)
+    assert main(["migrate"]) == 0
+    assert f"schema is up to date (revision {head_revision()})" in capsys.readouterr().out
+
+
+PACKAGES = ("hookwatch", "hooks", "storage", "alerts", "notifiers", "dashboard")
+_LIST_TABLES = """
+import importlib, sys
+from storage.migrate import metadata
+listed = set(metadata().tables)
+for module in sys.argv[1:]:
+    importlib.import_module(module)
+missing = sorted(set(metadata().tables) - listed)
+print(",".join(missing))
+"""
+
+
+def test_import_tables_reaches_every_table() -> None:
+    """A fresh interpreter: the tables import_tables() registers are all the tables any module
+    defines. A module left out would escape the migrations and the comparison above."""
+    modules = sorted(
+        ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        if "table=True" in path.read_text() and "migrations" not in path.parts
+    )
+    assert "storage.tables" in modules
+    found = subprocess.run([sys.executable, "-c", _LIST_TABLES, *modules], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60, check=True)
+    assert found.stdout.strip() == "", f"add to storage.migrate.import_tables(): {found.stdout}"
