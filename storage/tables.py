@@ -5,7 +5,7 @@ Times are unix seconds (floats): cheap to compare and bucket, identical on SQLit
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, LargeBinary, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 RESOLUTIONS = (60, 3600, 86400)
@@ -17,7 +17,14 @@ class Event(SQLModel, table=True):
 
     __tablename__ = "events"
 
-    id: int | None = Field(default=None, primary_key=True)
+    # 64-bit on PostgreSQL: at 1,000 webhooks/s a 32-bit id runs out in 25 days. SQLite's
+    # INTEGER PRIMARY KEY is the 64-bit rowid already.
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
+    )
     dedup_key: str = Field(max_length=300, unique=True)
     prediction_id: str = Field(max_length=300, index=True)
     status: str = Field(max_length=40)
@@ -68,7 +75,7 @@ class OutcomeBucket(SQLModel, table=True):
     __table_args__ = (Index("ix_outcome_buckets_scope", "scope", "name", "resolution", "start"),)
 
     resolution: int = Field(primary_key=True)
-    start: int = Field(primary_key=True)
+    start: int = Field(sa_column=Column(BigInteger, primary_key=True))  # unix seconds past 2038
     scope: str = Field(primary_key=True, max_length=20)
     name: str = Field(primary_key=True, max_length=400)
     succeeded: int = 0
@@ -86,7 +93,7 @@ class LatencyBucket(SQLModel, table=True):
     __tablename__ = "latency_buckets"
 
     resolution: int = Field(primary_key=True)
-    start: int = Field(primary_key=True)
+    start: int = Field(sa_column=Column(BigInteger, primary_key=True))  # unix seconds past 2038
     scope: str = Field(primary_key=True, max_length=20)
     name: str = Field(primary_key=True, max_length=400)
     metric: str = Field(primary_key=True, max_length=10)  # predict | queue
