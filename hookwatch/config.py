@@ -89,13 +89,14 @@ def load_config(path: Path | None, *, env: dict[str, str] | None = None) -> Conf
     raw = read_toml(path)
     for key in raw:
         if key not in TOP_LEVEL_KEYS:
-            problems.append(f"{key}: unknown top-level key (expected one of {sorted(TOP_LEVEL_KEYS)})")
+            expected = ", ".join(sorted(TOP_LEVEL_KEYS))
+            problems.append(f"{key}: unknown top-level key (expected one of {expected})")
     expanded = expand_env(raw, "config", problems, environ)
     problems[:] = [p.removeprefix("config.") for p in problems]
     notifiers = parse_notifiers(expanded.get("notifiers", {}), problems)
     rules_raw = expanded.get("rules")
     rules = (
-        default_rules()
+        default_rules(notify=sorted(notifiers))
         if rules_raw is None
         else parse_rules(rules_raw, notifier_names=set(notifiers), problems=problems)
     )

@@ -1,0 +1,118 @@
+"""Pure evaluation: (rules, windowed counts, prior alert states, now) -> decisions.
+
+Two steps, because inhibition needs one fact from storage (which model a deployment serves)
+that is only worth reading when a model alert fires: `step_all` runs the state machines,
+`decide` applies silences, inhibition and the notification bookkeeping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from alerts.inhibit import Inhibitors, inhibited_by, inhibitors, models_needed
+from alerts.notify import Outgoing, plan
+from alerts.rules import Rule
+from alerts.silence import SilenceLike, silenced_by
+from alerts.state import FIRING, OPEN, AlertState, step
+from alerts.verdict import Inputs, StuckKey, Verdict, judge
+
+InstanceKey = tuple[str, str, str]  # rule, scope, name
+
+
+def needs(rules: Iterable[Rule]) -> tuple[set[float], set[tuple[str, StuckKey]]]:
+    """The count windows and the (scope, stuck parameters) the rules read."""
+    windows: set[float] = set()
+    stuck: set[tuple[str, StuckKey]] = set()
+    for rule in rules:
+        windows |= rule.windows()
+        if rule.kind == "stuck":
+            stuck.add((rule.scope, (rule.window, rule.lookback)))
+    return windows, stuck
+
+
+@dataclass(frozen=True)
+class Step:
+    rule: Rule
+    before: AlertState
+    after: AlertState
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class Decision:
+    rule: Rule
+    before: AlertState
+    after: AlertState
+    verdict: Verdict
+    outgoing: Outgoing | None
+
+    @property
+    def changed(self) -> bool:
+        return (self.before.state, self.before.episode) != (self.after.state, self.after.episode)
+
+
+def step_all(
+    rules: Sequence[Rule],
+    inputs: Inputs,
+    prior: Mapping[InstanceKey, AlertState],
+    now: float,
+) -> list[Step]:
+    """Every instance with data or a stored state; instances that stay inactive are skipped."""
+    steps: list[Step] = []
+    for rule in rules:
+        names = inputs.names(rule.scope)
+        if rule.match != "*":
+            names = {n for n in names if fnmatchcase(n, rule.match)}
+        names = names | {name for (r, scope, name) in prior
+                         if r == rule.name and scope == rule.scope}
+        for name in sorted(names):
+            verdict = judge(rule, (rule.scope, name), inputs)
+            known = prior.get((rule.name, rule.scope, name))
+            if known is None and not verdict.breach:
+                continue  # a quiet instance with no history needs no state
+            before = known or AlertState(rule.name, rule.scope, name, since=now)
+            after = step(before, verdict.breach, for_=rule.for_,
+                         keep_firing_for=rule.keep_firing_for, now=now, value=verdict.value)
+            steps.append(Step(rule, before, after, verdict))
+    return steps
+
+
+def active_inhibitors(steps: Iterable[Step], *, enabled: bool) -> Inhibitors:
+    if not enabled:
+        return {}
+    return inhibitors((s.rule.kind, s.after.scope, s.after.name, s.rule.name)
+                      for s in steps if s.after.state == FIRING)
+
+
+def deployments_to_map(steps: Iterable[Step], active: Inhibitors) -> set[str]:
+    """Deployments whose model `decide` needs (empty unless a model alert fires)."""
+    return models_needed(((s.rule.kind, (s.after.scope, s.after.name)) for s in steps
+                          if s.after.state in OPEN), active)
+
+
+def decide(
+    steps: Iterable[Step],
+    *,
+    silences: Sequence[SilenceLike],
+    active: Inhibitors,
+    deployment_models: Mapping[str, set[str]],
+    now: float,
+) -> list[Decision]:
+    decisions: list[Decision] = []
+    for s in steps:
+        muted: str | None = None
+        if s.after.state in OPEN:
+            silence = silenced_by(silences, rule=s.rule.name, scope=s.after.scope,
+                                  name=s.after.name, now=now)
+            if silence is not None:
+                muted = f"silence {silence.id}"
+            else:
+                muted = inhibited_by(s.rule.kind, (s.after.scope, s.after.name), active,
+                                     deployment_models)
+        after, outgoing = plan(s.rule, s.before, dataclasses.replace(s.after, muted_by=muted),
+                               now)
+        decisions.append(Decision(s.rule, s.before, after, s.verdict, outgoing))
+    return decisions

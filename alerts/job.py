@@ -1,0 +1,309 @@
+"""The evaluate job: windowed counts in, transitions and outbox rows out, in one transaction;
+and the nudge that runs it right after a committed failure."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import orjson
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from alerts.compose import compose, top_errors
+from alerts.evaluate import (
+    Decision,
+    InstanceKey,
+    active_inhibitors,
+    decide,
+    deployments_to_map,
+    needs,
+    step_all,
+)
+from alerts.notify import route
+from alerts.rules import Rule
+from alerts.state import OPEN, RESOLVED, AlertState, alert_key
+from alerts.store import (
+    ModelMap,
+    active_silences,
+    add_notifications,
+    apply_state,
+    load_alerts,
+    notified_channels,
+    take_lock,
+    to_state,
+)
+from alerts.tables import Alert, AlertTransition
+from alerts.verdict import Inputs, StuckKey
+from notifiers.worker import request_delivery
+from storage.rates import ScopeKey, multi_window_counts, stuck_counts
+from storage.rollups import Counted
+from storage.window_cache import WindowCache
+
+if TYPE_CHECKING:
+    from hookwatch.runtime import Runtime
+
+log = logging.getLogger("hookwatch.alerts")
+
+LOCK = "alerts.evaluate_lock"
+NUDGER = "alerts.nudger"
+CACHE = "alerts.window_cache"
+MODEL_MAP = "alerts.model_map"
+NUDGE_DEBOUNCE = 0.1  # seconds: a burst of failures costs one evaluation, and the alert < 1 s
+# Under a steady stream of failures, nudged evaluations start at most this often, so they
+# cost a bounded share of the CPU that ingest needs; the alert still lands within a second.
+NUDGE_MIN_INTERVAL = 0.5
+
+
+@dataclass(frozen=True)
+class Result:
+    now: float
+    instances: int
+    transitions: int
+    notifications: int
+    read_seconds: float
+    write_seconds: float
+
+
+def read_inputs(engine: Engine, rules: Sequence[Rule], now: float,
+                cache: WindowCache | None = None) -> Inputs:
+    """One short read transaction: the windows' counts (through the cache of closed buckets
+    when given, else one scan per resolution) and the stuck counts."""
+    windows, stuck_params = needs(rules)
+    stuck: dict[StuckKey, dict[ScopeKey, int]] = {}
+    with engine.connect() as conn:
+        if not windows:
+            counts = {}
+        elif cache is not None:
+            counts = cache.counts(conn, now=now, windows=windows)
+        else:
+            counts = multi_window_counts(conn, now=now, windows=windows)
+        for scope, (window, lookback) in sorted(stuck_params):
+            found = stuck_counts(conn, now=now, older_than=window, since=now - lookback,
+                                 scope=scope)
+            stuck.setdefault((window, lookback), {}).update(found)
+    return Inputs(counts=counts, stuck=stuck)
+
+
+def run_evaluation(
+    engine: Engine,
+    *,
+    rules: Sequence[Rule],
+    now: float,
+    base_url: str,
+    inhibit: bool = True,
+    notifiers: Iterable[str] = (),
+    cache: WindowCache | None = None,
+    model_map: ModelMap | None = None,
+) -> Result:
+    """Evaluate every rule once. Safe to run from several threads, processes or replicas at
+    once: the evaluator row lock serialises the decide-and-write part."""
+    started = time.perf_counter()
+    inputs = read_inputs(engine, rules, now, cache)
+    read_done = time.perf_counter()
+    with Session(engine) as session:
+        now = take_lock(session, now)
+        rows = {(r.rule, r.scope, r.name): r for r in load_alerts(session)}
+        configured = {(rule.name, rule.scope) for rule in rules}
+        prior = {k: to_state(r) for k, r in rows.items() if k[:2] in configured}
+        steps = step_all(rules, inputs, prior, now)
+        active = active_inhibitors(steps, enabled=inhibit)
+        need = deployments_to_map(steps, active)
+        models = (model_map or ModelMap()).lookup(session, deployments=need, now=now)
+        decisions = decide(steps, silences=active_silences(session, now=now), active=active,
+                           deployment_models=models, now=now)
+        transitions = notifications = 0
+        for decision in decisions:
+            t, n = _write(session, decision, rows, now=now, base_url=base_url)
+            transitions += t
+            notifications += n
+        retired = [r for k, r in rows.items() if k[:2] not in configured and r.state in OPEN]
+        for row in retired:
+            notifications += _retire(session, row, now=now, base_url=base_url,
+                                     notifiers=set(notifiers))
+        session.commit()
+    return Result(now, len(decisions), transitions + len(retired), notifications,
+                  read_done - started, time.perf_counter() - read_done)
+
+
+def _same_but_value(a: AlertState, b: AlertState) -> bool:
+    return a == dataclasses.replace(b, value=a.value)
+
+
+def _write(
+    session: Session, d: Decision, rows: dict[InstanceKey, Alert], *, now: float, base_url: str
+) -> tuple[int, int]:
+    key = (d.rule.name, d.after.scope, d.after.name)
+    row = rows.get(key)
+    if row is not None and not d.changed and d.outgoing is None and (
+        _same_but_value(d.before, d.after) if d.after.state not in OPEN
+        else d.before == d.after and row.summary == d.verdict.summary
+    ):
+        return 0, 0  # nothing worth a write: a quiet one stays quiet, a firing one unchanged
+    if row is None:
+        row = Alert(key=alert_key(*key), rule=d.rule.name, rule_kind=d.rule.kind,
+                    severity=d.rule.severity, scope=d.after.scope, name=d.after.name,
+                    state=d.after.state, since=d.after.since, evaluated_at=now)
+        session.add(row)
+        rows[key] = row
+    apply_state(row, d.after)
+    row.rule_kind, row.severity = d.rule.kind, d.rule.severity
+    row.threshold = d.rule.threshold if d.rule.kind in ("error_rate", "stuck") else None
+    row.summary = d.verdict.summary
+    if d.verdict.counts is not None:
+        row.counts = orjson.dumps(d.verdict.counts.as_dict()).decode()
+    if row.id is None or session.is_modified(row):  # an unchanged open alert costs no write
+        row.evaluated_at = now
+    if row.id is None:
+        session.flush()  # the row's id, for the transition and the outbox rows
+    transitions = 0
+    if d.changed:
+        transitions = 1
+        note = d.verdict.summary + (f"; {d.after.muted_by}" if d.after.muted_by else "")
+        session.add(AlertTransition(alert_id=row.id or 0, at=now, from_state=d.before.state,
+                                    to_state=d.after.state, value=d.after.value, note=note))
+        log.info("alert %s on %s %s: %s -> %s", d.rule.name, row.scope, row.name,
+                 d.before.state, d.after.state)
+    if d.outgoing is None or not route(d.rule):
+        return transitions, 0
+    errors = None
+    if d.outgoing.kind in ("trigger", "reminder"):
+        span = max(d.rule.windows() or {d.rule.window})
+        errors = top_errors(session, alert=row, since=now - span)
+    message = compose(row, kind=d.outgoing.kind,  # type: ignore[arg-type]
+                      now=now, base_url=base_url, rule=d.rule, errors=errors)
+    added = add_notifications(session, alert=row, message=message, notifiers=route(d.rule),
+                              suppressed=d.outgoing.suppressed, now=now)
+    return transitions, len(added)
+
+
+def _retire(session: Session, row: Alert, *, now: float, base_url: str,
+            notifiers: set[str]) -> int:
+    """An open alert whose rule left the config (or changed scope) resolves; channels it paged
+    are told."""
+    before = row.state
+    row.state, row.since, row.resolved_at, row.clear_since = RESOLVED, now, now, None
+    row.evaluated_at = now
+    session.add(AlertTransition(alert_id=row.id or 0, at=now, from_state=before,
+                                to_state=RESOLVED, value=row.value,
+                                note="the rule is no longer in the config"))
+    if before != "firing" or not row.notified:
+        return 0
+    channels = tuple(sorted(notified_channels(session, alert_id=row.id or 0) & notifiers))
+    message = compose(row, kind="resolve", now=now, base_url=base_url)
+    return len(add_notifications(session, alert=row, message=message, notifiers=channels,
+                                 suppressed=False, now=now))
+
+
+def evaluate(runtime: Runtime, now: float) -> None:
+    """The scheduler's job (and the nudge's): one evaluation at a time in this process."""
+    lock: threading.Lock = runtime.extras.setdefault(LOCK, threading.Lock())
+    with lock:
+        cache: WindowCache = runtime.extras.setdefault(CACHE, WindowCache())
+        model_map: ModelMap = runtime.extras.setdefault(MODEL_MAP, ModelMap())
+        result = run_evaluation(
+            runtime.engine,
+            rules=runtime.config.rules,
+            now=now,
+            base_url=runtime.settings.base_url,
+            inhibit=bool(runtime.config.inhibit.get("enabled", True)),
+            notifiers=runtime.config.notifiers,
+            cache=cache,
+            model_map=model_map,
+        )
+    if result.transitions or result.notifications:
+        log.info("evaluated %d alert instances: %d transitions, %d notifications",
+                 result.instances, result.transitions, result.notifications)
+    if result.notifications:
+        request_delivery(runtime)  # send now rather than at the deliver job's next tick
+
+
+class Nudger:
+    """Runs an evaluation off the event loop shortly after a committed failure.
+
+    Failures arriving within `debounce` seconds share one evaluation; a failure counted while
+    one runs schedules the next, so none is missed; consecutive nudged evaluations start at
+    least `min_interval` apart (monotonic time: this only schedules, it decides nothing).
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        debounce: float = NUDGE_DEBOUNCE,
+        min_interval: float = NUDGE_MIN_INTERVAL,
+    ) -> None:
+        self.runtime = runtime
+        self.debounce = debounce
+        self.min_interval = min_interval
+        self._last_start = float("-inf")
+        self._mutex = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._closed = False
+        self._idle = threading.Event()
+        self._idle.set()
+
+    def __call__(self, outcomes: list[Counted]) -> None:
+        """A `runtime.counted_listeners` entry; runs on the event loop, so it only schedules."""
+        if any(o.status == "failed" for o in outcomes):
+            self.poke()
+
+    def poke(self) -> None:
+        with self._mutex:
+            if self._timer is not None or self._closed:
+                return
+            self._idle.clear()
+            wait = max(self.debounce, self._last_start + self.min_interval - time.monotonic())
+            self._timer = threading.Timer(wait, self._fire)
+            self._timer.name = "hookwatch-alert-nudge"
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        with self._mutex:
+            self._timer = None
+            if self._closed:
+                self._idle.set()
+                return
+            self._last_start = time.monotonic()
+        try:
+            evaluate(self.runtime, self.runtime.clock())
+        except Exception:
+            log.exception("nudged evaluation failed")
+        finally:
+            with self._mutex:
+                if self._timer is None:
+                    self._idle.set()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Until no nudge is pending or running (shutdown, tests); False on timeout."""
+        return self._idle.wait(timeout)
+
+    def close(self) -> None:
+        with self._mutex:
+            self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+                self._idle.set()
+
+
+def install_nudge(runtime: Runtime, *, debounce: float = NUDGE_DEBOUNCE) -> Callable[[], None]:
+    """Listen for counted failures; returns the function that stops listening."""
+    nudger = Nudger(runtime, debounce=debounce)
+    runtime.counted_listeners.append(nudger)
+    runtime.extras[NUDGER] = nudger
+
+    def detach() -> None:
+        nudger.close()
+        nudger.wait_idle(30.0)  # an evaluation in flight finishes before the engine closes
+        runtime.extras.pop(NUDGER, None)
+        if nudger in runtime.counted_listeners:
+            runtime.counted_listeners.remove(nudger)
+
+    return detach

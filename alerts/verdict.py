@@ -1,0 +1,125 @@
+"""A rule's verdict on one scope from windowed counts: breach, clear, or no verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from alerts.duration import format_duration
+from alerts.rules import BurnWindow, Rule
+from storage.rates import Counts, ScopeKey
+
+StuckKey = tuple[float, float]  # (window, lookback) of a stuck rule
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the evaluation reads: counts per window, stuck counts per (window, lookback)."""
+
+    counts: Mapping[float, Mapping[ScopeKey, Counts]] = field(default_factory=dict)
+    stuck: Mapping[StuckKey, Mapping[ScopeKey, int]] = field(default_factory=dict)
+
+    def count(self, window: float, key: ScopeKey) -> Counts:
+        return self.counts.get(window, {}).get(key, Counts())
+
+    def names(self, scope: str) -> set[str]:
+        """Every name of `scope` with data in any input."""
+        return self._names.get(scope, set())
+
+    @cached_property
+    def _names(self) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for table in (*self.counts.values(), *self.stuck.values()):
+            for scope, name in table:
+                found.setdefault(scope, set()).add(name)
+        return found
+
+
+@dataclass(frozen=True)
+class Verdict:
+    breach: bool | None  # None: no verdict (too little data), the alert stays as it is
+    value: float | None = None
+    counts: Counts | None = None
+    describe: Callable[[], str] = str  # the one-line text, built only when it is stored
+
+    @property
+    def summary(self) -> str:
+        return self.describe()
+
+
+def _pct(value: float) -> str:
+    return f"{value:.1%}".replace(".0%", "%")
+
+
+def _error_rate(rule: Rule, key: ScopeKey, inputs: Inputs) -> Verdict:
+    counts = inputs.count(rule.window, key)
+    rate = counts.error_rate
+
+    def seen() -> str:
+        return f"{counts.failed} of {counts.decided} failed over {format_duration(rule.window)}"
+
+    if rate is None or counts.decided < rule.min_predictions:
+        return Verdict(None, rate, counts, lambda: f"{seen()}: under {rule.min_predictions} "
+                                                   "predictions, no verdict")
+    return Verdict(rate > rule.threshold, rate, counts,
+                   lambda: f"error rate {_pct(rate)} ({seen()}), "
+                           f"threshold {_pct(rule.threshold)}")
+
+
+def _burn_rate(rule: Rule, key: ScopeKey, inputs: Inputs) -> Verdict:
+    budget = 1.0 - (rule.slo or 0.99)
+    verdicts: list[bool] = []
+    worst: tuple[float, Callable[[], str], Counts] | None = None
+    for pair in rule.burn_windows:
+        long, short = inputs.count(pair.long, key), inputs.count(pair.short, key)
+        if long.error_rate is None or long.decided < rule.min_predictions:
+            continue
+        burn_long = long.error_rate / budget
+        burn_short = (short.error_rate or 0.0) / budget
+        # Both windows must burn faster than the factor: the long one proves it matters,
+        # the short one that it is still happening (SRE workbook, multiwindow alerts).
+        verdicts.append(burn_long > pair.factor and burn_short > pair.factor)
+        burn = min(burn_long, burn_short)
+        if worst is None or burn / pair.factor > worst[0]:
+            worst = (burn / pair.factor, _burn_text(rule, pair, burn_long, burn_short), long)
+    if not verdicts or worst is None:
+        return Verdict(None, None, None,
+                       lambda: f"under {rule.min_predictions} predictions in every long "
+                               "window, no verdict")
+    return Verdict(any(verdicts), worst[0], worst[2], worst[1])
+
+
+def _burn_text(rule: Rule, pair: BurnWindow, long: float, short: float) -> Callable[[], str]:
+    return lambda: (f"burn rate {long:.1f}x over {format_duration(pair.long)} and "
+                    f"{short:.1f}x over {format_duration(pair.short)} (page at "
+                    f"{pair.factor:g}x) of the {_pct(rule.slo or 0.99)} SLO")
+
+
+def _stuck(rule: Rule, key: ScopeKey, inputs: Inputs) -> Verdict:
+    n = inputs.stuck.get((rule.window, rule.lookback), {}).get(key, 0)
+    return Verdict(n >= rule.threshold, float(n), None,
+                   lambda: f"{n} prediction{'s' if n != 1 else ''} not finished after "
+                           f"{format_duration(rule.window)}")
+
+
+def _no_traffic(rule: Rule, key: ScopeKey, inputs: Inputs) -> Verdict:
+    recent = inputs.count(rule.window, key)
+    before = inputs.count(rule.lookback, key)
+    span, lookback = format_duration(rule.window), format_duration(rule.lookback)
+    if before.total == 0:
+        return Verdict(None, 0.0, recent,
+                       lambda: f"no traffic in the last {lookback}, no verdict")
+    if recent.total:
+        return Verdict(False, float(recent.total), recent,
+                       lambda: f"{recent.total} finished predictions in the last {span}")
+    return Verdict(True, 0.0, before, lambda: f"no finished predictions for {span} "
+                                              f"({before.total} in the last {lookback})")
+
+
+_JUDGES = {"error_rate": _error_rate, "burn_rate": _burn_rate, "stuck": _stuck,
+           "no_traffic": _no_traffic}
+
+
+def judge(rule: Rule, key: ScopeKey, inputs: Inputs) -> Verdict:
+    return _JUDGES[rule.kind](rule, key, inputs)
