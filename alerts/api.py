@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
@@ -22,6 +22,9 @@ from alerts.tables import Alert, AlertTransition, Silence
 from hookwatch.deps import RuntimeDep, SessionDep
 from notifiers.outbox import DeliveryAttempt, Notification
 from notifiers.worker import request_delivery
+
+# A row id the databases can hold; a larger one is a 422, not an overflow deep in a driver.
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 router = APIRouter(tags=["alerts"])
 MAX_SILENCE = 90 * 86400.0
@@ -196,7 +199,7 @@ def list_alerts(
 
 
 @router.get("/api/alerts/{alert_id}", response_model=AlertRead)
-def read_alert(alert_id: int, session: SessionDep) -> Any:
+def read_alert(alert_id: RowId, session: SessionDep) -> Any:
     alert = get_alert(session, alert_id=alert_id)
     if alert is None:
         return problem(404, "not_found", f"there is no alert {alert_id}")
@@ -204,7 +207,9 @@ def read_alert(alert_id: int, session: SessionDep) -> Any:
 
 
 @router.post("/api/alerts/{alert_id}/ack", response_model=AlertRead)
-def acknowledge(alert_id: int, body: AckBody, session: SessionDep, runtime: RuntimeDep) -> Any:
+def acknowledge(
+    alert_id: RowId, body: AckBody, session: SessionDep, runtime: RuntimeDep
+) -> Any:
     """Stops reminders for this episode and tells the rule's channels, in one transaction."""
     now = take_lock(session, runtime.clock(), evaluation=False)  # no evaluator overwrites it
     alert = get_alert(session, alert_id=alert_id)
@@ -288,7 +293,7 @@ def create_silence(body: SilenceBody, session: SessionDep, runtime: RuntimeDep) 
 
 @router.delete("/api/silences/{silence_id}", response_model=SilenceRead)
 def expire_silence(
-    silence_id: int, session: SessionDep, runtime: RuntimeDep,
+    silence_id: RowId, session: SessionDep, runtime: RuntimeDep,
     by: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Any:
     """Ends the silence now; the row stays, for history."""

@@ -18,6 +18,8 @@ import orjson
 MAX_LABEL = 256
 MAX_ERROR = 8 * 1024
 MAX_LOGS = 8 * 1024
+# Longer than any real run, short enough that seconds * 1000 stays finite in the rollups.
+MAX_SECONDS = 1e8
 _STATUS = re.compile(r"^[a-z][a-z_]{0,31}$")
 _ID_CHARS = re.compile(r"^[\x21-\x7e]{1,256}$")
 
@@ -66,14 +68,43 @@ def _label(doc: Mapping[str, Any], key: str, query: Mapping[str, str]) -> str | 
         raise PayloadError("not_a_prediction", f"{where} '{key}' must be a string")
     if len(value) > MAX_LABEL:
         raise PayloadError("not_a_prediction", f"{where} '{key}' is over {MAX_LABEL} characters")
-    return value
+    return clean(value)
+
+
+def clean(text: str) -> str:
+    """Text every database stores: no NUL (PostgreSQL refuses it in text) and no lone
+    surrogate (JSON's "\\ud800" parses, but it cannot be encoded as UTF-8)."""
+    if text.isascii():
+        return text.replace("\x00", "\ufffd") if "\x00" in text else text
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace").replace(
+        "\x00", "\ufffd"
+    )
 
 
 def _text(value: Any, limit: int, tail: bool = False) -> str | None:
     if value is None:
         return None
-    text = value if isinstance(value, str) else json.dumps(value, default=str)[:limit]
-    return text[-limit:] if tail else text[:limit]
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = json.dumps(value, default=str)[:limit]
+        except (RecursionError, ValueError):  # nesting deeper than Python's recursion limit
+            text = f"<{type(value).__name__} too deeply nested to show>"
+    return clean(text[-limit:] if tail else text[:limit])
+
+
+def _seconds(value: Any) -> float | None:
+    """A duration, or None when absent or absurd: negative, not finite, or over MAX_SECONDS."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:  # an integer literal too large for a float
+        return None
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_SECONDS:
+        return None
+    return seconds
 
 
 def read_prediction(doc: Any, query: Mapping[str, str]) -> dict[str, Any]:
@@ -91,14 +122,7 @@ def read_prediction(doc: Any, query: Mapping[str, str]) -> dict[str, Any]:
             "not_a_prediction", "'status' must be a lower-case word such as 'succeeded'"
         )
     metrics = doc.get("metrics")
-    predict_time = metrics.get("predict_time") if isinstance(metrics, dict) else None
-    if (
-        isinstance(predict_time, bool)
-        or not isinstance(predict_time, int | float)
-        or not math.isfinite(predict_time)
-        or predict_time < 0
-    ):
-        predict_time = None
+    predict_time = _seconds(metrics.get("predict_time") if isinstance(metrics, dict) else None)
     return {
         "prediction_id": pid,
         "status": status,
@@ -110,5 +134,5 @@ def read_prediction(doc: Any, query: Mapping[str, str]) -> dict[str, Any]:
         "created_at": parse_time(doc.get("created_at")),
         "started_at": parse_time(doc.get("started_at")),
         "completed_at": parse_time(doc.get("completed_at")),
-        "predict_time": float(predict_time) if predict_time is not None else None,
+        "predict_time": predict_time,
     }

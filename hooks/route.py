@@ -95,6 +95,8 @@ async def read_body(receive: Receive, declared: str | None, limit: int, timeout:
         return bytes(body)
     chunks = [body]
     size = len(body)
+    if size > limit:  # the first message may already hold more than the cap
+        raise _too_large(limit)
     try:
         async with asyncio.timeout_at(deadline):
             while message.get("more_body", False):

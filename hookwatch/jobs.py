@@ -15,10 +15,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from alerts.job import evaluate as evaluate_alerts
 from alerts.job import install_nudge
+from alerts.job import nudge as nudge_evaluation
 from hooks.reconcile import reconcile
 from hookwatch.leader import Leadership, SoleLeader
 from hookwatch.runtime import Runtime
 from notifiers.worker import deliver_job
+from storage.batch import FAILED_CHANNEL
 from storage.prune import PRUNE_INTERVAL, prune
 
 log = logging.getLogger("hookwatch.jobs")
@@ -85,6 +87,9 @@ class Jobs:
         scheduler.start()
         self.scheduler = scheduler
         self._wire(self.leader.is_leader)
+        # A failure counted by any replica's writer (its NOTIFY, storage/batch.py) nudges the
+        # evaluation on the leader, as this replica's own writer does through the nudge.
+        self.leader.listen(FAILED_CHANNEL, lambda: nudge_evaluation(self.runtime))
 
     def _wire(self, leading: bool) -> None:
         """Event hooks (the evaluator's nudge) of leader-only jobs live only on the leader."""

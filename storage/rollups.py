@@ -30,6 +30,8 @@ def scope_names(
 
 
 def latency_bin(seconds: float) -> int:
+    if not math.isfinite(seconds):
+        seconds = 0.0  # the receiver refuses such values; never let one reach log2
     ms = max(seconds * 1000.0, 1.0)
     return min(int(math.log2(ms) * 2), HIST_BINS - 1)
 

@@ -83,26 +83,37 @@ class Writer:
             items = [await self._queue.get()]
             while len(items) < self._batch_max and not self._queue.empty():
                 items.append(self._queue.get_nowait())
-            events = [event for event, _ in items]
             try:
-                result = await loop.run_in_executor(self._executor, self.commit, events)
-            except Exception as exc:
-                log.error("batch of %d events not committed: %s", len(events), type(exc).__name__)
-                for _, future in items:
-                    if not future.done():
-                        future.set_exception(WriterUnavailable(str(type(exc).__name__)))
-            else:
-                for (_, future), dup in zip(items, result.duplicates, strict=True):
-                    if not future.done():
-                        future.set_result(dup)
-                if result.counted and self.on_commit is not None:
-                    try:
-                        self.on_commit(result.counted)
-                    except Exception:
-                        log.exception("on_commit hook failed")
+                await self._commit_items(loop, items)
             finally:
                 for _ in items:
                     self._queue.task_done()
+
+    async def _commit_items(
+        self, loop: asyncio.AbstractEventLoop, items: list[tuple[NewEvent, asyncio.Future[bool]]]
+    ) -> None:
+        events = [event for event, _ in items]
+        try:
+            result = await loop.run_in_executor(self._executor, self.commit, events)
+        except Exception as exc:
+            log.error("batch of %d events not committed: %s", len(events), type(exc).__name__)
+            if len(items) > 1:
+                # One bad event must not cost its batch-mates their answer: go one by one.
+                for item in items:
+                    await self._commit_items(loop, [item])
+                return
+            for _, future in items:
+                if not future.done():
+                    future.set_exception(WriterUnavailable(type(exc).__name__))
+            return
+        for (_, future), dup in zip(items, result.duplicates, strict=True):
+            if not future.done():
+                future.set_result(dup)
+        if result.counted and self.on_commit is not None:
+            try:
+                self.on_commit(result.counted)
+            except Exception:
+                log.exception("on_commit hook failed")
 
     def commit(self, events: Sequence[NewEvent]) -> BatchResult:
         """One transaction for the batch, retried on deadlocks and serialisation failures."""
