@@ -293,6 +293,14 @@ class Nudger:
                 self._idle.set()
 
 
+def nudge(runtime: Runtime) -> None:
+    """Another replica counted a failure (its NOTIFY reached the leader): nudge the evaluation,
+    if this replica's nudge is installed (it is on the leader only)."""
+    nudger: Nudger | None = runtime.extras.get(NUDGER)
+    if nudger is not None:
+        nudger.poke()
+
+
 def install_nudge(runtime: Runtime, *, debounce: float = NUDGE_DEBOUNCE) -> Callable[[], None]:
     """Listen for counted failures; returns the function that stops listening."""
     nudger = Nudger(runtime, debounce=debounce)

@@ -8,6 +8,9 @@ On SQLite there is one process, and it always leads.
 The lock is only as good as the session: a leader that cannot confirm its session for `lease`
 seconds stops calling itself leader, well before the server (TCP keepalives below) drops the
 session and lets another replica in, so two replicas never both act as leader.
+
+While it leads, the same session LISTENs to the channels that `listen` names (a failure counted
+by any replica's writer, storage/batch.py), so the leader's evaluator hears of it at commit.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
+import psycopg
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
@@ -28,6 +32,11 @@ from storage.migrate import advisory_key
 log = logging.getLogger("hookwatch.leader")
 
 Listener = Callable[[bool], None]
+Notified = Callable[[], None]
+
+# How long the leader's thread waits on its session for notifications at a time: a notification
+# is handed on as it arrives; this only bounds how long stop() waits for the thread.
+_NOTIFY_WAIT = 0.2
 
 # libpq keepalives: a leader cut off from the network notices within ~10 s; the server side is
 # set per session (tcp_keepalives_*), so it drops a dead leader's session, and its lock, too.
@@ -71,6 +80,8 @@ class Leadership(Protocol):
 
     def subscribe(self, listener: Listener) -> None: ...
 
+    def listen(self, channel_sql: str, handler: Notified) -> None: ...
+
 
 class SoleLeader:
     """SQLite: one process, always the leader."""
@@ -89,6 +100,9 @@ class SoleLeader:
 
     def subscribe(self, listener: Listener) -> None:
         listener(True)
+
+    def listen(self, channel_sql: str, handler: Notified) -> None:
+        """Nothing to hear: on SQLite the one process's writer tells its listeners itself."""
 
     def describe(self) -> dict[str, Any]:
         return {"role": "leader", "replica": self.name, "leader": self.name, "via": "sqlite"}
@@ -123,6 +137,9 @@ class AdvisoryLockLeader:
         self._confirmed_at = float("-inf")
         self._holder: str | None = None
         self._listeners: list[Listener] = []
+        self._handlers: list[tuple[str, Notified]] = []  # (channel as SQL, handler)
+        self._channels: dict[str, str] = {}  # channel SQL -> name LISTENed on this session
+        self._failing = False  # the session is down: said once, then retried quietly
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -136,6 +153,24 @@ class AdvisoryLockLeader:
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def listen(self, channel_sql: str, handler: Notified) -> None:
+        """While this replica leads, call `handler` (in the leader's thread; it must not block)
+        on each NOTIFY on the channel that `channel_sql` names. Followers never listen.
+
+        LISTEN runs on the lock's own session rather than on a connection of its own: the
+        subscription lives and dies with leadership (a replica whose session is gone neither
+        leads nor listens; a new leader listens before its jobs wake, so a failure committed
+        in between is seen by their first run or notified), and no replica holds an extra
+        connection. https://www.postgresql.org/docs/current/sql-listen.html
+        """
+        with self._lock:
+            self._handlers.append((channel_sql, handler))
+            if self._held and self._conn is not None:
+                try:
+                    self._listen_all(self._conn)
+                except Exception:
+                    log.debug("LISTEN failed; the next poll retries", exc_info=True)
 
     def start(self) -> None:
         """Try once now (a lone replica leads from its first request), then poll in a thread."""
@@ -163,8 +198,14 @@ class AdvisoryLockLeader:
         self._engine.dispose()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.poll):
-            self.poll_once()
+        next_poll = time.monotonic() + self.poll
+        while not self._stop.is_set():
+            left = next_poll - time.monotonic()
+            if left <= 0:
+                self.poll_once()
+                next_poll = time.monotonic() + self.poll
+            elif not self._receive(min(left, _NOTIFY_WAIT)):
+                self._stop.wait(min(left, _NOTIFY_WAIT))
 
     def poll_once(self) -> bool:
         """Confirm or try to take the lock; any database error means not leading."""
@@ -173,26 +214,68 @@ class AdvisoryLockLeader:
                 conn = self._connection()
                 if self._held:
                     conn.execute(text("SELECT 1"))
+                    self._listen_all(conn)  # a channel whose LISTEN failed before
                     self._confirmed_at = self._monotonic()
                 elif conn.execute(
                     text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key}
                 ).scalar_one():
-                    # Confirmed before the listeners run: the jobs they wake see a leader.
+                    # Listening and confirmed before the listeners run: the jobs they wake
+                    # see a leader, and any failure committed after that is notified.
+                    self._listen_all(conn)
                     self._confirmed_at = self._monotonic()
                     self._holder = self.name
                     self._set_held(True)
                 else:
                     self._holder = self._read_holder(conn)
+                if self._failing:
+                    log.info("leadership session is back (%s)", self.name)
+                    self._failing = False
             except Exception as exc:
-                if self._held:
-                    log.error("leadership lost: session check failed (%s)", type(exc).__name__)
-                else:
-                    log.warning("leadership poll failed: %s", type(exc).__name__)
-                self._set_held(False)
-                self._holder = None
-                self._drop_connection()
+                self._failed(exc)
             self.status.update(self.describe())
             return self.is_leader
+
+    def _receive(self, timeout: float) -> bool:
+        """While leading and listening, wait up to `timeout` s on the session for notifications
+        and hand them on as they arrive; False (nothing waited) otherwise."""
+        with self._lock:
+            if not (self._held and self._channels and self._conn is not None):
+                return False
+            try:
+                session = cast(psycopg.Connection[Any], self._conn.connection.dbapi_connection)
+                # Those that came in during a poll's query wait in psycopg's backlog.
+                names = {n.channel for n in session.notifies(timeout=timeout, stop_after=1)}
+            except Exception as exc:
+                self._failed(exc)
+                self.status.update(self.describe())
+                return True
+            leading = self.is_leader
+            handlers = [h for sql, h in self._handlers if self._channels.get(sql) in names]
+        for handler in handlers if leading else []:
+            try:
+                handler()
+            except Exception:
+                log.exception("a notification handler failed")
+        return True
+
+    def _listen_all(self, conn: Connection) -> None:
+        for channel_sql, _handler in self._handlers:
+            if channel_sql not in self._channels:
+                name = str(conn.execute(text(f"SELECT {channel_sql}")).scalar_one())
+                conn.execute(text(f'LISTEN "{name}"'))  # quoted: the name's case is kept
+                self._channels[channel_sql] = name
+
+    def _failed(self, exc: Exception) -> None:
+        """Any database error means not leading; the next poll reconnects and retries."""
+        if self._held:
+            log.error("leadership lost: session check failed (%s)", type(exc).__name__)
+        elif not self._failing:
+            log.warning("leadership poll failed: %s; retrying every %s s quietly",
+                        type(exc).__name__, self.poll)
+        self._failing = True
+        self._set_held(False)
+        self._holder = None
+        self._drop_connection()
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -240,6 +323,7 @@ class AdvisoryLockLeader:
             except Exception:
                 log.debug("closing a broken leadership session failed", exc_info=True)
             self._conn = None
+        self._channels = {}  # a LISTEN ends with its session
 
     def _set_held(self, held: bool) -> None:
         if held == self._held:

@@ -90,6 +90,17 @@ class _Sql:
         return list(self.cursor.fetchall()) if returning else []
 
 
+# The PostgreSQL channel a batch that counted a failure notifies, so that the leader replica's
+# evaluator runs at once whichever replica ingested it (hookwatch/leader.py listens). NOTIFY is
+# delivered at commit and collapses duplicates within a transaction:
+# https://www.postgresql.org/docs/current/sql-notify.html. An SQL expression, so the name is
+# scoped by database and schema like the advisory-lock keys (storage.migrate.advisory_key)
+# without a query to learn them on the hot path; hex only, well under the 63-byte limit.
+FAILED_CHANNEL = (
+    "'hookwatch_failed_' || "
+    "left(md5(current_database() || ':' || coalesce(current_schema(), '')), 16)"
+)
+
 # Marks the predictions a batch made terminal; unique across batches, processes and replicas.
 _BATCH_PREFIX = os.urandom(6).hex()
 _batch_numbers = itertools.count()
@@ -222,6 +233,9 @@ def commit_batch(
     ]
     if counted:
         _add_to_buckets(sql, counted, now)
+        if dialect == "postgresql" and any(c.status == "failed" for c in counted):
+            # SQLite has one process, whose writer tells its own nudge after the commit.
+            sql.run(f"SELECT pg_notify({FAILED_CHANNEL}, '')", ())
     return BatchResult(duplicates, counted)
 
 
