@@ -95,8 +95,10 @@ def test_two_replicas_one_alert_one_notification_per_channel(
     with Receiver() as hook, Receiver(answer=slack_api_answer) as slack:
         config = config_file(tmp_path / "hookwatch.toml", hook, slack)
         fast = {"HOOKWATCH_EVALUATE_INTERVAL": "1"}
-        # The first leader's scheduled delivery is far off, so its outbox rows are still
-        # pending when it dies: the takeover has something to deliver.
+        # Both channels are down when the alert fires: the first leader's prompt attempt fails
+        # and its scheduled retry is far off, so the rows are still pending when it dies.
+        hook.fail(1, 503)
+        slack.fail(1, 503)
         a = Replica("a", database_url=postgres_url, config=config, logs=tmp_path,
                     env={**fast, "HOOKWATCH_DELIVER_INTERVAL": "3600"})
         b = Replica("b", database_url=postgres_url, config=config, logs=tmp_path,
@@ -115,30 +117,34 @@ def test_two_replicas_one_alert_one_notification_per_channel(
                                   "WHERE resolution = 60 AND scope = 'model'") \
                 == [(FAILED, PREDICTIONS - FAILED)]
 
-            pending = "SELECT notifier, kind, state FROM notifications ORDER BY notifier"
-            until(lambda: len(rows(database, pending)) == 2, what="two outbox rows")
-            assert rows(database, pending) == [("hook", "trigger", "pending"),
-                                               ("team", "trigger", "pending")]
+            pending = ("SELECT notifier, kind, state, attempts FROM notifications "
+                       "ORDER BY notifier")
+            until(lambda: [r[3] for r in rows(database, pending)] == [1, 1],
+                  what="two outbox rows, each tried once")
+            assert rows(database, pending) == [("hook", "trigger", "pending", 1),
+                                               ("team", "trigger", "pending", 1)]
             assert rows(database, "SELECT state FROM alerts") == [("firing",)]
-            assert hook.requests == [] and slack.requests == []
+            assert len(hook.requests) == 1 and len(slack.requests) == 1  # the refused tries
 
             a.kill()
             killed = time.monotonic()
-            until(lambda: hook.requests and slack.requests, what="delivery by the new leader")
+            until(lambda: len(hook.requests) == 2 and len(slack.requests) == 2, timeout=25,
+                  what="delivery by the new leader")
             delivered_after = time.monotonic() - killed
             assert b.role() == "leader"
-            assert delivered_after < 10, delivered_after
+            assert delivered_after < 15, delivered_after  # the first retry is due within 10 s
 
             # Several more delivery and evaluation ticks on b: nothing is sent again.
             ticks = time.monotonic() + 3
             until(lambda: time.monotonic() > ticks, what="three more ticks")
-            assert len(hook.requests) == 1 and len(slack.requests) == 1
-            assert hook.requests[0].json()["type"] == "alert.trigger"
-            assert slack.requests[0].path == "/api/chat.postMessage"
+            assert len(hook.requests) == 2 and len(slack.requests) == 2
+            assert hook.requests[1].json()["type"] == "alert.trigger"
+            assert hook.requests[0].headers["webhook-id"] == hook.requests[1].headers["webhook-id"]
+            assert slack.requests[1].path == "/api/chat.postMessage"
             assert rows(database, "SELECT notifier, state, attempts FROM notifications "
-                                  "ORDER BY notifier") == [("hook", "sent", 1),
-                                                           ("team", "sent", 1)]
-            assert rows(database, "SELECT count(*) FROM delivery_attempts") == [(2,)]
+                                  "ORDER BY notifier") == [("hook", "sent", 2),
+                                                           ("team", "sent", 2)]
+            assert rows(database, "SELECT count(*) FROM delivery_attempts") == [(4,)]
         finally:
             b.stop()
             a.stop()
