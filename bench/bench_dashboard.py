@@ -1,0 +1,178 @@
+"""Dashboard benchmark: the status page, /api/status and a badge with 1,000 scopes.
+
+The data is built with bulk SQL (INSERT ... SELECT over recursive CTEs), dense on purpose: every
+scope has a bucket in each of the last 60 minutes, 24 hours and 90 days (mostly healthy, one
+bucket in 29 bad, a few scopes failing hard), three latency bins per metric and minute, plus
+thousands of failed predictions under a few dozen fingerprints.
+Figures: the data-read time, the template-render time and the whole request (in process,
+through the ASGI app, the response read to its end), median and p95 over the runs.
+
+    .venv/bin/python bench/bench_dashboard.py [--scopes 1000] [--runs 30] [--database URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+NOW = 1_795_000_000.0
+
+
+def build(engine: Engine, *, scopes: int, now: float = NOW, failures: int = 5000) -> None:
+    """Fill the bucket tables and predictions for `scopes` scopes with bulk SQL."""
+    from storage.migrate import upgrade
+
+    upgrade(engine)
+    minute = int(now) - int(now) % 60
+    hour = int(now) - int(now) % 3600
+    day = int(now) - int(now) % 86400
+    kinds = "CASE WHEN s.i % 10 < 4 THEN 'model' WHEN s.i % 10 < 7 THEN 'deployment' " \
+            "ELSE 'version' END"
+    name = "CASE WHEN s.i % 10 < 7 THEN 'acme/model-' || s.i ELSE 'acme/model-' || s.i || " \
+           "':' || 'v' || (s.i % 7) END"
+    gen = (
+        "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < :n - 1), "
+        "t(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM t WHERE k < :m - 1) "
+    )
+    # Mostly healthy (under 1% failed), now and then a bad bucket, a few scopes failing hard.
+    failed = ("((s.i * 7 + t.k * 13) % 3) + CASE WHEN (s.i + t.k) % 29 = 0 THEN 30 ELSE 0 END"
+              " + CASE WHEN s.i % 97 = 0 THEN 400 ELSE 0 END")
+    with engine.begin() as conn:
+        for resolution, last, count in ((60, minute, 60), (3600, hour, 24), (86400, day, 90)):
+            conn.execute(
+                text(
+                    gen + "INSERT INTO outcome_buckets (resolution, start, scope, name, "
+                    "succeeded, failed, canceled, aborted, other, predict_time_sum, "
+                    "predict_time_count) "
+                    f"SELECT {resolution}, :last - t.k * {resolution}, {kinds}, {name}, "
+                    f"500 + (s.i + t.k) % 300, {failed}, t.k % 2, 0, 0, 600.0, 500 "
+                    "FROM s CROSS JOIN t"
+                ),
+                {"n": scopes, "m": count, "last": last},
+            )
+        for resolution, last, count in ((60, minute, 60), (3600, hour, 24)):
+            for metric, base in (("predict", 20), ("queue", 8)):
+                for offset in range(3):
+                    conn.execute(
+                        text(
+                            gen + "INSERT INTO latency_buckets (resolution, start, scope, "
+                            "name, metric, bin, count) "
+                            f"SELECT {resolution}, :last - t.k * {resolution}, {kinds}, "
+                            f"{name}, '{metric}', {base} + (s.i % 5) + {offset * 3}, "
+                            f"1 + (s.i + t.k + {offset}) % 9 FROM s CROSS JOIN t"
+                        ),
+                        {"n": scopes, "m": count, "last": last},
+                    )
+        conn.execute(
+            text(
+                gen + "INSERT INTO predictions (id, status, rank, model, error, fingerprint, "
+                "first_seen_at, updated_at, event_at, event_count, counted_at, source) "
+                "SELECT 'p' || s.i || '-' || t.k, 'failed', 2, 'acme/model-' || ((s.i * 31) % "
+                ":scopes), 'CUDA out of memory. Tried to allocate ' || t.k || ' GiB (case ' || "
+                "(s.i % 40) || ')', 'CUDA out of memory. Tried to allocate <n> GiB (case ' || "
+                "(s.i % 40) || ')', :now - s.i * 10, :now, :now, 3, :now - s.i * 10, 'webhook' "
+                "FROM s CROSS JOIN t"
+            ),
+            {"n": failures // 5, "m": 5, "scopes": scopes, "now": now},
+        )
+
+
+def timed(fn: object, runs: int) -> list[float]:
+    assert callable(fn)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def report(label: str, times: list[float]) -> None:
+    times = sorted(times)
+    p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
+    print(f"  {label:<44} median {statistics.median(times):7.1f} ms   p95 {p95:7.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scopes", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--database", help="SQLAlchemy URL (default: a new SQLite file)")
+    args = parser.parse_args()
+
+    from fastapi.testclient import TestClient
+
+    from dashboard.pages import page_context, readings_of
+    from dashboard.picture import View, build_picture
+    from dashboard.readings import Readings
+    from dashboard.render import render
+    from dashboard.rows import clear_memo as clear_rows
+    from dashboard.svg import clear_memos, gaps_defs
+    from hookwatch.app import create_app
+    from hookwatch.settings import Settings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database or f"sqlite:///{tmp}/bench.db"
+        engine = create_engine(url)
+        started = time.perf_counter()
+        build(engine, scopes=args.scopes)
+        kind = url.split(":")[0]
+        print(f"built {args.scopes} scopes in {time.perf_counter() - started:.1f} s ({kind})")
+        engine.dispose()
+        settings = Settings(database_url=url, auto_migrate=False)
+        app = create_app(settings, clock=lambda: NOW, run_jobs=False)
+        runtime = app.state.runtime
+        with TestClient(app) as client, runtime.engine.connect() as conn:
+            report("data: cold caches (first request)",
+                   timed(lambda: build_picture(conn, readings=Readings(), now=NOW), 3))
+            readings = readings_of(runtime)
+            picture = build_picture(conn, readings=readings, now=NOW)
+            assert len(picture.rows) == args.scopes, len(picture.rows)
+            report("data: warm caches (every refresh)",
+                   timed(lambda: build_picture(conn, readings=readings, now=NOW), args.runs))
+            minutes = iter(range(1, 10_000))
+            report("data: the refresh after a minute closes",
+                   timed(lambda: readings.read(conn, now=NOW + 60 * next(minutes)), 5))
+            def draw(*, lines: bool = False, bars: bool = False) -> None:
+                if lines or bars:
+                    clear_memos(history=bars)
+                    clear_rows()
+                render("index.html", **page_context(picture, View(), refresh="10",
+                                                    gaps=gaps_defs()))
+
+            # Once a day every closed history bar is drawn anew; on a busy refresh every
+            # sparkline; on a quiet one neither.
+            report("rows + template: all drawn anew (daily)",
+                   timed(lambda: draw(lines=True, bars=True), args.runs))
+            report("rows + template: every sparkline new",
+                   timed(lambda: draw(lines=True), args.runs))
+            report("rows + template: nothing changed", timed(draw, args.runs))
+            size = len(client.get("/").content)
+            report(f"GET / whole request ({size / 1e6:.1f} MB of HTML)",
+                   timed(lambda: client.get("/"), args.runs))
+
+            def busy_refresh() -> None:
+                clear_memos(history=False)
+                clear_rows()
+                client.get("/")
+
+            report("GET / with every sparkline new", timed(busy_refresh, args.runs))
+            report("GET /parts/live (the 10 s refresh)",
+                   timed(lambda: client.get("/parts/live"), args.runs))
+            report("GET /api/status", timed(lambda: client.get("/api/status"), args.runs))
+            report("GET /badge/deployment/acme/model-5.svg",
+                   timed(lambda: client.get("/badge/deployment/acme/model-5.svg"), args.runs))
+            report("GET /metrics", timed(lambda: client.get("/metrics"), 5))
+
+
+if __name__ == "__main__":
+    main()

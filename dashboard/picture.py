@@ -1,0 +1,149 @@
+"""The whole picture at one instant: scopes with their status, open alerts, failure groups.
+
+Built once per request from a few bulk reads and shared by the page, /api/status and badges.
+Filtering and sorting are applied here, on the server, so a refresh keeps the viewer's choice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlmodel import Session
+
+from dashboard.alertview import AlertView, alert_views, scope_statuses
+from dashboard.failures import FailureGroup, RecentFailures
+from dashboard.readings import Readings, ScopeKey, ScopeReading
+
+SCOPE_KINDS = ("model", "deployment", "version")
+STATUSES = ("firing", "pending", "silenced", "ok", "no data")
+STATUS_RANK = {status: i for i, status in enumerate(STATUSES)}
+
+
+@dataclass(slots=True)
+class ScopeRow:
+    reading: ScopeReading
+    status: str
+
+    @property
+    def key(self) -> ScopeKey:
+        return (self.reading.scope, self.reading.name)
+
+
+def scope_status(reading: ScopeReading | None, alert_status: str | None) -> str:
+    """An open alert decides; otherwise ok with a finished prediction in the last hour, else
+    no data (the rule of alerts.queries.scope_statuses, so page, API and badge agree)."""
+    if alert_status is not None:
+        return alert_status
+    if reading is None or reading.window("1h").total == 0:
+        return "no data"
+    return "ok"
+
+
+SORTS: dict[str, Any] = {
+    "status": lambda r: (STATUS_RANK[r.status], -(r.reading.window("1h").rate or -1.0)),
+    "name": lambda r: r.reading.name.lower(),
+    "rate5m": lambda r: -(r.reading.window("5m").rate or -1.0),
+    "rate1h": lambda r: -(r.reading.window("1h").rate or -1.0),
+    "rate24h": lambda r: -(r.reading.window("24h").rate or -1.0),
+    "volume": lambda r: -r.reading.window("24h").total,
+    "predict": lambda r: -(r.reading.latency[1] or -1.0),
+    "queue": lambda r: -(r.reading.latency[3] or -1.0),
+}
+"""Each key sorts worst (or biggest) first; `desc=False` reverses."""
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """The viewer's filter and sort, from query parameters; invalid values fall back."""
+
+    q: str = ""
+    kind: str = ""
+    status: str = ""
+    sort: str = "status"
+    reverse: bool = False
+
+    @classmethod
+    def of(cls, params: dict[str, str]) -> View:
+        kind = params.get("kind", "")
+        status = params.get("status", "")
+        sort = params.get("sort", "status")
+        return cls(
+            q=params.get("q", "").strip()[:200],
+            kind=kind if kind in SCOPE_KINDS else "",
+            status=status if status in (*STATUSES, "problems") else "",
+            sort=sort if sort in SORTS else "status",
+            reverse=params.get("dir") == "asc" if sort != "name" else params.get("dir") == "desc",
+        )
+
+    def keep(self, row: ScopeRow) -> bool:
+        if self.kind and row.reading.scope != self.kind:
+            return False
+        if self.status == "problems" and row.status in ("ok", "no data"):
+            return False
+        if self.status and self.status != "problems" and row.status != self.status:
+            return False
+        return not self.q or self.q.lower() in row.reading.name.lower()
+
+    def params(self, **changes: str) -> dict[str, str]:
+        values = {"q": self.q, "kind": self.kind, "status": self.status, "sort": self.sort}
+        if self.reverse:
+            values["dir"] = "desc" if self.sort == "name" else "asc"
+        values.update(changes)
+        return {k: v for k, v in values.items() if v}
+
+
+@dataclass(slots=True)
+class Picture:
+    now: float
+    rows: list[ScopeRow]
+    alerts: list[AlertView]
+    failures: list[FailureGroup]
+    total_scopes: int = 0
+    groups: dict[str, list[ScopeRow]] = field(default_factory=dict)
+
+    @property
+    def firing(self) -> list[AlertView]:
+        return [a for a in self.alerts if a.state == "firing"]
+
+    @property
+    def loud(self) -> list[AlertView]:
+        """Firing, not silenced, not acknowledged: what needs a person now."""
+        return [a for a in self.firing if not a.silenced and not a.acked_by]
+
+    @property
+    def pending(self) -> list[AlertView]:
+        return [a for a in self.alerts if a.state == "pending"]
+
+
+def build_picture(
+    conn: Connection,
+    *,
+    readings: Readings,
+    failures: RecentFailures | None = None,
+    now: float,
+    view: View | None = None,
+    with_failures: bool = True,
+) -> Picture:
+    view = view or View()
+    by_key = readings.read(conn, now=now)
+    with Session(bind=conn) as session:
+        alerts = alert_views(session, now=now)
+    statuses = scope_statuses(alerts)
+    for key in statuses:
+        if key not in by_key:  # an alert on a scope without outcomes (stuck, no traffic)
+            by_key[key] = ScopeReading(key[0], key[1])
+    rows = [
+        ScopeRow(reading, scope_status(reading, statuses.get(key)))
+        for key, reading in by_key.items()
+    ]
+    total = len(rows)
+    rows = [r for r in rows if view.keep(r)]
+    rows.sort(key=lambda r: r.reading.name.lower())
+    rows.sort(key=SORTS[view.sort], reverse=view.reverse)
+    groups: dict[str, list[ScopeRow]] = {kind: [] for kind in SCOPE_KINDS}
+    for row in rows:
+        groups.setdefault(row.reading.scope, []).append(row)
+    found = (failures or RecentFailures()).read(conn, now=now) if with_failures else []
+    return Picture(now, rows, alerts, found, total, groups)

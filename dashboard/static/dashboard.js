@@ -1,0 +1,65 @@
+// hookwatch dashboard: small glue around htmx. The page works without it (plain links and forms).
+(function () {
+  "use strict";
+  var controls = function () { return document.getElementById("controls"); };
+
+  // Do not refresh the parts while someone is typing an acknowledgement or a silence reason.
+  function busy() {
+    var alerts = document.getElementById("alerts");
+    if (!alerts) return false;
+    if (alerts.contains(document.activeElement) && document.activeElement.tagName !== "BUTTON") return true;
+    if (alerts.querySelector("details.silence[open]")) return true;
+    var typed = alerts.querySelectorAll("input[name=comment]");
+    for (var i = 0; i < typed.length; i++) if (typed[i].value) return true;
+    return false;
+  }
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    if (e.detail.elt && e.detail.elt.id === "poll" && busy()) e.preventDefault();
+  });
+
+  // Keep the address bar in step with the filter and sort, so a reload or a shared link keeps them.
+  function syncUrl() {
+    var form = controls();
+    if (!form) return;
+    var params = new URLSearchParams();
+    new FormData(form).forEach(function (value, key) { if (value) params.set(key, value); });
+    var refresh = new URLSearchParams(location.search).get("refresh");
+    if (refresh) params.set("refresh", refresh);
+    var query = params.toString();
+    history.replaceState(null, "", location.pathname + (query ? "?" + query : ""));
+  }
+  document.addEventListener("htmx:afterRequest", function (e) {
+    if (e.detail.elt === controls()) syncUrl();
+  });
+  document.addEventListener("change", function (e) {
+    var form = controls();
+    if (form && e.target && e.target.name === "sort" && form.contains(e.target)) form.elements.dir.value = "";
+  }, true);
+
+  // Column headers sort in place (their href works without JS).
+  document.addEventListener("click", function (e) {
+    var link = e.target.closest && e.target.closest("a[data-sort]");
+    var form = controls();
+    if (!link || !form || !window.htmx) return;
+    e.preventDefault();
+    var params = new URL(link.href).searchParams;
+    form.elements.sort.value = params.get("sort") || "status";
+    form.elements.dir.value = params.get("dir") || "";
+    htmx.trigger(form, "change");
+  });
+
+  // Remember who acknowledges, so the name is filled in next time.
+  function fillNames(root) {
+    var name = "";
+    try { name = localStorage.getItem("hookwatch.by") || ""; } catch (err) { return; }
+    (root.querySelectorAll ? root : document).querySelectorAll("input[data-remember=by]").forEach(function (input) {
+      if (!input.value) input.value = name;
+    });
+  }
+  document.addEventListener("submit", function (e) {
+    var by = e.target.querySelector && e.target.querySelector("input[data-remember=by]");
+    if (by && by.value) { try { localStorage.setItem("hookwatch.by", by.value); } catch (err) { /* private mode */ } }
+  }, true);
+  document.addEventListener("htmx:load", function (e) { fillNames(e.detail.elt); });
+  document.addEventListener("DOMContentLoaded", function () { fillNames(document); });
+})();

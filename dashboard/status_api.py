@@ -1,0 +1,95 @@
+"""GET /api/status (the page's picture as JSON) and GET /badge/{scope}/{name}.svg."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response
+from sqlmodel import Session
+
+from dashboard.alertview import AlertView, alert_views, scope_statuses
+from dashboard.picture import SCOPE_KINDS, View, scope_status
+from dashboard.readings import WINDOWS, Counts, ScopeReading
+from dashboard.render import iso, pct
+from dashboard.svg import badge
+from hookwatch.deps import RuntimeDep
+from storage.rates import window_counts
+
+router = APIRouter()
+
+
+def scope_json(reading: ScopeReading, status: str) -> dict[str, Any]:
+    p50, p95, q50, q95 = reading.latency
+    return {
+        "scope": reading.scope,
+        "name": reading.name,
+        "status": status,
+        "windows": {w: reading.window(w).as_dict() for w in WINDOWS},
+        "predict_time": {"p50": p50, "p95": p95},
+        "queue_time": {"p50": q50, "p95": q95},
+    }
+
+
+def alert_json(alert: AlertView) -> dict[str, Any]:
+    return {
+        "id": alert.id, "key": alert.key, "rule": alert.rule, "kind": alert.rule_kind,
+        "severity": alert.severity, "scope": alert.scope, "name": alert.name,
+        "state": alert.state, "since": iso(alert.since), "fired_at": iso(alert.fired_at),
+        "value": alert.value, "threshold": alert.threshold, "summary": alert.summary,
+        "muted_by": alert.muted_by, "acknowledged_by": alert.acked_by,
+        "acknowledged_at": iso(alert.acked_at),
+        "deliveries": [
+            {"notifier": d.notifier, "kind": d.kind, "state": d.state, "attempts": d.attempts,
+             "error": d.error}
+            for d in alert.deliveries
+        ],
+    }
+
+
+@router.get("/api/status", tags=["status"], include_in_schema=True)
+def api_status(request: Request, runtime: RuntimeDep) -> Response:
+    """Per scope (model, deployment, version): counts and error rates over 5m, 1h and 24h,
+    latency percentiles over the last hour, status; and the open alerts, worst first.
+    Filters: `kind` (a scope), `q` (substring of the name), `status`."""
+    from dashboard.pages import picture_for
+
+    view = View.of(dict(request.query_params))
+    picture = picture_for(runtime, view, with_failures=False)
+    body = {
+        "now": iso(picture.now),
+        "status": "firing" if picture.loud else ("pending" if picture.alerts else "ok"),
+        "firing": len(picture.firing),
+        "scopes": [scope_json(row.reading, row.status) for row in picture.rows],
+        "alerts": [alert_json(a) for a in picture.alerts],
+    }
+    return Response(orjson.dumps(body), media_type="application/json",
+                    headers={"cache-control": "no-store"})
+
+
+@router.get("/badge/{scope}/{name:path}.svg", tags=["status"], include_in_schema=True)
+def status_badge(scope: str, name: str, runtime: RuntimeDep) -> Response:
+    """A shields-style badge: the scope's 1 h error rate, coloured by its status."""
+    if scope not in SCOPE_KINDS:
+        raise HTTPException(404, f"unknown scope {scope!r}: use model, deployment or version")
+    if not name or len(name) > 400:
+        raise HTTPException(404, "the badge needs a scope name of 1 to 400 characters")
+    now = runtime.clock()
+    with Session(runtime.engine) as session:
+        hour = window_counts(session, now=now, window_seconds=3600, scope=scope, names=[name])
+        views = alert_views(session, now=now, scope=scope, name=name, with_deliveries=False)
+    counts = hour.get((scope, name))
+    reading = ScopeReading(scope, name)
+    if counts is not None:
+        reading.windows["1h"] = Counts(*counts.as_dict().values())
+    status = scope_status(reading, scope_statuses(views).get((scope, name)))
+    rate = counts.error_rate if counts is not None else None
+    message = "no data" if rate is None else f"{pct(rate)} errors"
+    svg = badge(name, message, status)
+    return Response(
+        svg,
+        media_type="image/svg+xml",
+        # Badges are fetched through caches (GitHub's camo); ask them not to keep one.
+        headers={"cache-control": "no-cache, max-age=0", "x-content-type-options": "nosniff"},
+    )
