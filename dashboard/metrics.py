@@ -19,8 +19,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import Connection, Engine, text
 
-from dashboard.sliding import ClosedSeries
 from hookwatch.deps import RuntimeDep
+from storage.window_cache import ClosedSeries
 
 log = logging.getLogger("hookwatch.dashboard")
 router = APIRouter()
@@ -30,7 +30,7 @@ OUTCOMES = ("succeeded", "failed", "canceled", "aborted", "other")
 class DatabaseCollector(Collector):
     """Gauges and counters computed from the database when Prometheus scrapes.
 
-    Prediction totals are the closed days' sums, read once a day (dashboard.sliding), plus the
+    Prediction totals are the closed days' sums, read once a day (storage.window_cache), plus the
     open day's buckets, read at every scrape.
     """
 

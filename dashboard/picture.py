@@ -42,11 +42,11 @@ def scope_status(reading: ScopeReading | None, alert_status: str | None) -> str:
 
 
 SORTS: dict[str, Any] = {
-    "status": lambda r: (STATUS_RANK[r.status], -(r.reading.window("1h").rate or -1.0)),
+    "status": lambda r: (STATUS_RANK[r.status], -(r.reading.window("1h").error_rate or -1.0)),
     "name": lambda r: r.reading.name.lower(),
-    "rate5m": lambda r: -(r.reading.window("5m").rate or -1.0),
-    "rate1h": lambda r: -(r.reading.window("1h").rate or -1.0),
-    "rate24h": lambda r: -(r.reading.window("24h").rate or -1.0),
+    "rate5m": lambda r: -(r.reading.window("5m").error_rate or -1.0),
+    "rate1h": lambda r: -(r.reading.window("1h").error_rate or -1.0),
+    "rate24h": lambda r: -(r.reading.window("24h").error_rate or -1.0),
     "volume": lambda r: -r.reading.window("24h").total,
     "predict": lambda r: -(r.reading.latency[1] or -1.0),
     "queue": lambda r: -(r.reading.latency[3] or -1.0),

@@ -2,7 +2,7 @@
 
 A handful of set-based statements per page, whatever the number of scopes, and never a read of
 raw events: the cost grows with scopes and windows only (DESIGN.md, Storage). Closed buckets
-come from the caches in dashboard.sliding; only the open ones are read on every refresh.
+come from the caches in storage.window_cache; only the open ones are read on every refresh.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from dashboard.sliding import ClosedSeries, SlidingSums, Vector, bucket_count
 from dashboard.svg import Day
+from storage.rates import Counts
 from storage.rollups import bin_value, percentile
+from storage.window_cache import ClosedSeries, SlidingSums, Vector, bucket_count
 
 WINDOWS = ("5m", "1h", "24h")
 SPARK_HOURS = 24
@@ -31,37 +32,7 @@ LATENCY_WINDOW = 3600
 ScopeKey = tuple[str, str]  # (scope, name)
 
 
-@dataclass(slots=True)
-class Counts:
-    """Terminal outcomes in a window; the error rate leaves canceled and aborted aside."""
-
-    succeeded: int = 0
-    failed: int = 0
-    canceled: int = 0
-    aborted: int = 0
-    other: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.succeeded + self.failed + self.canceled + self.aborted + self.other
-
-    @property
-    def rate(self) -> float | None:
-        judged = self.succeeded + self.failed
-        return self.failed / judged if judged else None
-
-    def as_dict(self) -> dict[str, int | float | None]:
-        return {
-            "succeeded": self.succeeded,
-            "failed": self.failed,
-            "canceled": self.canceled,
-            "aborted": self.aborted,
-            "other": self.other,
-            "total": self.total,
-            "error_rate": self.rate,
-        }
-
-
+_NONE = Counts()
 NO_HOURS: tuple[None, ...] = (None,) * HOURS
 NO_DAYS: tuple[None, ...] = (None,) * HISTORY_DAYS
 Latency = tuple[float | None, float | None, float | None, float | None]
@@ -149,12 +120,12 @@ def _bucket_rows(conn: Connection, resolution: int, lo: int, hi: float) -> Itera
     )
 
 
-HourSeries = dict[ScopeKey, tuple[list[float | None], Vector]]
+HourSeries = dict[ScopeKey, tuple[list[float | None], Counts]]
 DaySeries = dict[ScopeKey, tuple[Day | None, ...]]
 
 
 def _load_hours(conn: Connection, lo: int, hi: int) -> HourSeries:
-    series: HourSeries = {}
+    series: dict[ScopeKey, tuple[list[float | None], Vector]] = {}
     for scope, name, start, *vector in _bucket_rows(conn, 3600, lo, hi):
         rates, sums = series.setdefault((scope, name), ([None] * HOURS, [0] * 5))
         judged = vector[0] + vector[1]
@@ -162,7 +133,7 @@ def _load_hours(conn: Connection, lo: int, hi: int) -> HourSeries:
             rates[(start - lo) // 3600] = vector[1] / judged
         for i, v in enumerate(vector):
             sums[i] += int(v)
-    return series
+    return {key: (rates, Counts(*sums)) for key, (rates, sums) in series.items()}
 
 
 def _load_days(conn: Connection, lo: int, hi: int) -> DaySeries:
@@ -201,18 +172,26 @@ class Readings:
             "5m": SlidingSums(resolution=60, span=300, grouped=_outcome_sums),
             "1h": SlidingSums(resolution=60, span=3600, grouped=_outcome_sums),
         }
+        self.counts: dict[str, tuple[int, dict[ScopeKey, Counts]]] = {}
         self.latency_sums = SlidingSums(resolution=60, span=LATENCY_WINDOW, grouped=_latency_sums)
         self.latency_at: tuple[int, int] | None = None
         self.latency: dict[ScopeKey, Latency] = {}
         self.hours = ClosedSeries(resolution=3600, span=DAY_SPAN, load=_load_hours)
         self.days = ClosedSeries(resolution=86400, span=HISTORY_SPAN, load=_load_days)
 
+    def _closed_counts(self, window: str, conn: Connection, now: float) -> dict[ScopeKey, Counts]:
+        """The window's closed sums as Counts, rebuilt only when the sums change: Counts are
+        frozen, so every refresh shares them."""
+        sums = self.windows[window]
+        vector = sums.closed(conn, now)
+        kept = self.counts.get(window)
+        if kept is None or kept[0] != sums.version:
+            kept = self.counts[window] = (sums.version, {k: Counts(*v) for k, v in vector.items()})
+        return kept[1]
+
     def read(self, conn: Connection, *, now: float) -> dict[ScopeKey, ScopeReading]:
-        with self.lock:  # the sums are updated in place: copy what is read under the lock
-            closed = {
-                w: {key: Counts(*v) for key, v in s.closed(conn, now).items()}
-                for w, s in self.windows.items()
-            }
+        with self.lock:  # the sums are updated in place: take frozen Counts under the lock
+            closed = {w: self._closed_counts(w, conn, now) for w in self.windows}
             if self.latency_sums.bounds(now) != self.latency_at:
                 self.latency = _load_latency(self.latency_sums.closed(conn, now))
                 self.latency_at = self.latency_sums.bounds(now)
@@ -239,12 +218,12 @@ class Readings:
         for key, (rates, sums) in hours.items():
             reading = get(key)
             reading.hourly = rates
-            reading.windows["24h"] = Counts(*sums)
+            reading.windows["24h"] = sums
         for scope, name, start, *vector in _bucket_rows(conn, 3600, hour_hi, now + 1):
             index = (start - hour_lo) // 3600
             if 0 <= index < HOURS:
                 reading = get((scope, name))
-                _add(reading.windows.setdefault("24h", Counts()), vector)
+                reading.windows["24h"] = reading.windows.get("24h", _NONE) + Counts(*vector)
                 judged = vector[0] + vector[1]
                 hourly = list(reading.hourly)
                 hourly[index] = vector[1] / judged if judged else None
@@ -256,21 +235,16 @@ class Readings:
         live_from = {w: s.bounds(now)[1] for w, s in self.windows.items()}
         for scope, name, start, *vector in _bucket_rows(conn, 60, min(live_from.values()), now + 1):
             reading = get((scope, name))
+            counts = Counts(*vector)
             for window, edge in live_from.items():
                 if start >= edge:
-                    _add(reading.windows.setdefault(window, Counts()), vector)
+                    reading.windows[window] = reading.windows.get(window, _NONE) + counts
 
         for key, values in latency.items():
             get(key).latency = values
         return readings
 
 
-def _add(counts: Counts, vector: Vector) -> None:
-    counts.succeeded += vector[0]
-    counts.failed += vector[1]
-    counts.canceled += vector[2]
-    counts.aborted += vector[3]
-    counts.other += vector[4]
 
 
 def percentiles(histogram: dict[int, int], qs: tuple[float, ...]) -> list[float | None]:

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from markupsafe import Markup
 
 from dashboard.picture import Picture, ScopeRow
-from dashboard.readings import Counts
 from dashboard.render import num, pct, rate_class, secs
 from dashboard.svg import history_bar, sparkline
+from storage.rates import Counts
 
 
 @dataclass(slots=True)
@@ -25,8 +25,8 @@ class RowView:
 
 
 def _rate_cell(counts: Counts) -> str:
-    rate = counts.rate
-    judged = counts.succeeded + counts.failed
+    rate = counts.error_rate
+    judged = counts.decided
     return (f'<td class="num r-{rate_class(rate)}" title="{counts.failed} failed of {judged}">'
             f"{pct(rate)}</td>")
 

@@ -11,11 +11,11 @@ from sqlmodel import Session
 
 from dashboard.alertview import AlertView, alert_views, scope_statuses
 from dashboard.picture import SCOPE_KINDS, View, scope_status
-from dashboard.readings import WINDOWS, Counts, ScopeReading
+from dashboard.readings import WINDOWS, ScopeReading
 from dashboard.render import iso, pct
 from dashboard.svg import badge
 from hookwatch.deps import RuntimeDep
-from storage.rates import window_counts
+from storage.rates import Counts, window_counts
 
 router = APIRouter()
 
@@ -26,10 +26,14 @@ def scope_json(reading: ScopeReading, status: str) -> dict[str, Any]:
         "scope": reading.scope,
         "name": reading.name,
         "status": status,
-        "windows": {w: reading.window(w).as_dict() for w in WINDOWS},
+        "windows": {w: _counts_json(reading.window(w)) for w in WINDOWS},
         "predict_time": {"p50": p50, "p95": p95},
         "queue_time": {"p50": q50, "p95": q95},
     }
+
+
+def _counts_json(counts: Counts) -> dict[str, int | float | None]:
+    return {**counts.as_dict(), "total": counts.total, "error_rate": counts.error_rate}
 
 
 def alert_json(alert: AlertView) -> dict[str, Any]:
@@ -82,7 +86,7 @@ def status_badge(scope: str, name: str, runtime: RuntimeDep) -> Response:
     counts = hour.get((scope, name))
     reading = ScopeReading(scope, name)
     if counts is not None:
-        reading.windows["1h"] = Counts(*counts.as_dict().values())
+        reading.windows["1h"] = counts
     status = scope_status(reading, scope_statuses(views).get((scope, name)))
     rate = counts.error_rate if counts is not None else None
     message = "no data" if rate is None else f"{pct(rate)} errors"

@@ -12,16 +12,9 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from notifiers.base import (
-    DEFAULT_TIMEOUT,
-    NotifyError,
-    SendContext,
-    SendResult,
-    parse_retry_after,
-    response_detail,
-    retryable_status,
-)
+from notifiers.base import DEFAULT_TIMEOUT, SendContext, SendResult
 from notifiers.fields import Table
+from notifiers.http import make_client, post, refused
 from notifiers.message import AlertMessage
 from notifiers.render import context, iso, oneline
 
@@ -130,10 +123,7 @@ class PagerDutyNotifier:
     ) -> None:
         self.name = name
         self.options = options
-        self._client = httpx.Client(
-            timeout=options.timeout, transport=transport, follow_redirects=False,
-            headers={"user-agent": "hookwatch"},
-        )
+        self._client = make_client(options.timeout, transport)
 
     def destination(self) -> str:
         return f"pagerduty:{self.options.events_url}"
@@ -150,24 +140,14 @@ class PagerDutyNotifier:
         return SendResult(http_status=status)
 
     def _post(self, event: dict[str, Any], context: SendContext) -> int:
-        try:
-            response = self._client.post(self.options.events_url, json=event)
-        except httpx.TimeoutException:
-            raise NotifyError("PagerDuty did not answer in time", retryable=True) from None
-        except httpx.HTTPError as exc:
-            raise NotifyError(f"cannot reach PagerDuty: {type(exc).__name__}: {exc}",
-                              retryable=True) from None
+        response = post(self._client, self.options.events_url, who="PagerDuty", json=event)
         status = response.status_code
         if status == 202 or 200 <= status < 300:
             return status
         # 400: invalid event (never retry); 429: throttled; 5xx: retry.
         # https://developer.pagerduty.com/docs/events-api-v2/overview/#response-codes--retry-logic
-        raise NotifyError(
-            f"PagerDuty answered HTTP {status}: {response_detail(response.text)}",
-            retryable=retryable_status(status),
-            retry_after=parse_retry_after(response.headers.get("retry-after"), context.now),
-            http_status=status,
-        )
+        raise refused("PagerDuty", status=status, body=response.text,
+                      retry_after=response.headers.get("retry-after"), now=context.now)
 
     def close(self) -> None:
         self._client.close()

@@ -23,11 +23,11 @@ from notifiers.base import (
     SendContext,
     SendResult,
     parse_retry_after,
-    response_detail,
     retryable_status,
     short,
 )
 from notifiers.fields import Table, url_ok
+from notifiers.http import refused
 from notifiers.message import AlertMessage
 from notifiers.render import context, render, slack_escape
 
@@ -212,12 +212,8 @@ class SlackNotifier:
         if status == 200:
             return SendResult(http_status=status)
         # Incoming webhook errors: https://api.slack.com/messaging/webhooks#handling_errors
-        raise NotifyError(
-            f"Slack webhook answered HTTP {status}: {response_detail(response.body)}",
-            retryable=retryable_status(status),
-            retry_after=parse_retry_after(_header(response.headers, "Retry-After"), context.now),
-            http_status=status,
-        )
+        raise refused("Slack webhook", status=status, body=response.body,
+                      retry_after=_header(response.headers, "Retry-After"), now=context.now)
 
     def _post(
         self, message: AlertMessage, text: str, blocks: list[dict[str, Any]], context: SendContext

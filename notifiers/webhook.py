@@ -15,16 +15,9 @@ import orjson
 from pydantic import SecretStr
 
 from hooks.signature import SecretFormatError, parse_secret, sign
-from notifiers.base import (
-    DEFAULT_TIMEOUT,
-    NotifyError,
-    SendContext,
-    SendResult,
-    parse_retry_after,
-    response_detail,
-    retryable_status,
-)
+from notifiers.base import DEFAULT_TIMEOUT, NotifyError, SendContext, SendResult
 from notifiers.fields import Table
+from notifiers.http import make_client, post, refused
 from notifiers.message import AlertMessage
 from notifiers.render import STATUS, context, iso
 
@@ -90,10 +83,7 @@ class WebhookNotifier:
     ) -> None:
         self.name = name
         self.options = options
-        self._client = httpx.Client(
-            timeout=options.timeout, transport=transport, follow_redirects=False,
-            headers={"user-agent": "hookwatch"},
-        )
+        self._client = make_client(options.timeout, transport)
 
     def destination(self) -> str:
         return f"webhook:{self.options.host}"
@@ -110,13 +100,7 @@ class WebhookNotifier:
                                       body),
         }
         host = self.options.host
-        try:
-            response = self._client.post(self.options.url, content=body, headers=headers)
-        except httpx.TimeoutException:
-            raise NotifyError(f"{host} did not answer in time", retryable=True) from None
-        except httpx.HTTPError as exc:
-            raise NotifyError(f"cannot reach {host}: {type(exc).__name__}: {exc}",
-                              retryable=True) from None
+        response = post(self._client, self.options.url, who=host, content=body, headers=headers)
         status = response.status_code
         if 200 <= status < 300:
             return SendResult(http_status=status)
@@ -124,12 +108,8 @@ class WebhookNotifier:
             # The spec counts redirects as failures; following them would move a signed body.
             raise NotifyError(f"{host} answered HTTP {status} (redirects are not followed)",
                               retryable=False, http_status=status)
-        raise NotifyError(
-            f"{host} answered HTTP {status}: {response_detail(response.text)}",
-            retryable=retryable_status(status),
-            retry_after=parse_retry_after(response.headers.get("retry-after"), context.now),
-            http_status=status,
-        )
+        raise refused(host, status=status, body=response.text,
+                      retry_after=response.headers.get("retry-after"), now=context.now)
 
     def close(self) -> None:
         self._client.close()

@@ -265,8 +265,20 @@ def _add_to_buckets(sql: _Sql, counted: list[Counted], now: float) -> None:
         )
 
 
-def _chunks(rows: list[tuple[Any, ...]], size: int = 1000) -> list[list[tuple[Any, ...]]]:
-    """Keep each statement under the bound-parameter limits: SQLite's 32,766 and PostgreSQL's
-    65,535 (unchunked, a batch of 3,300 events overflows the 20-column predictions upsert).
-    Chunks keep the sorted row order, so the lock order between replicas stays the same."""
-    return [rows[i : i + size] for i in range(0, len(rows), size)]
+def _chunks(rows: list[tuple[Any, ...]], size: int = 1024) -> list[list[tuple[Any, ...]]]:
+    """Split rows into chunks of power-of-two lengths (at most `size`), in order.
+
+    Each multi-row statement's text depends on its row count, and SQLite compiles every new
+    text afresh (psycopg prepares only texts it has seen five times): batches of every length
+    from 1 to 256 would keep a large upsert compiling on the hot path. Power-of-two chunks
+    leave a dozen texts per statement, all prepared after warm-up. Chunks also stay under the
+    bound-parameter limits (SQLite's 32,766, PostgreSQL's 65,535) and keep the sorted row
+    order, so the lock order between replicas stays the same.
+    """
+    chunks: list[list[tuple[Any, ...]]] = []
+    start = 0
+    while start < len(rows):
+        length = min(size, 1 << ((len(rows) - start).bit_length() - 1))
+        chunks.append(rows[start : start + length])
+        start += length
+    return chunks

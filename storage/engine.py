@@ -17,7 +17,8 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", echo: bool = Fals
         engine = create_engine(
             url,
             echo=echo,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            # Room for every power-of-two variant of the writer's statements (storage.batch).
+            connect_args={"check_same_thread": False, "timeout": 30, "cached_statements": 256},
             pool_size=8,
             max_overflow=8,
         )
