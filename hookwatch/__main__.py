@@ -4,4 +4,6 @@ import sys
 
 from hookwatch.cli import main
 
-sys.exit(main())
+# Guarded: the SQLite writer process is spawned, and spawning imports the main module again.
+if __name__ == "__main__":
+    sys.exit(main())
