@@ -106,10 +106,10 @@ def test_two_replicas_commit_overlapping_batches(
     )
     with engine.connect() as conn:
         final: dict[str, str] = dict(
-            conn.execute(text("SELECT id, status FROM predictions")).tuples().all()
+            conn.execute(text("SELECT id, status FROM predictions")).all()
         )
         event_counts: dict[str, int] = dict(
-            conn.execute(text("SELECT id, event_count FROM predictions")).tuples().all()
+            conn.execute(text("SELECT id, event_count FROM predictions")).all()
         )
     assert {c.prediction_id: c.status for c in counted} == final
     assert event_counts == Counter(ev.prediction_id for ev in events)
