@@ -205,25 +205,24 @@ def _one(
         return
     detail = redact(error.detail)
     attempts = row.attempts + 1
-    if not error.retryable:
-        record(engine, row, now=now, state="failed", outcome="failed", error=detail,
+
+    def fail(why: str) -> None:
+        record(engine, row, now=now, state="failed", outcome="failed", error=why,
                 http_status=error.http_status, duration_ms=elapsed_ms)
         worker.attempts.labels(row.notifier, "failed").inc()
         report.failed += 1
-        log.warning("%s failed for good: %s", where, detail)
+        log.warning("%s failed for good: %s", where, why)
+
+    if not error.retryable:
+        fail(detail)
         return
     delay = backoff(attempts, worker.rng)
     if error.retry_after is not None:
         delay = max(delay, error.retry_after)
     due = now + delay
     if due > row.created_at + runtime.settings.delivery_max_age:
-        age = duration(now - row.created_at)
-        detail = f"gave up after {attempts} attempt(s) over {age}: {detail}"
-        record(engine, row, now=now, state="failed", outcome="failed", error=detail,
-                http_status=error.http_status, duration_ms=elapsed_ms)
-        worker.attempts.labels(row.notifier, "failed").inc()
-        report.failed += 1
-        log.warning("%s %s", where, detail)
+        fail(f"gave up after {attempts} attempt(s) over {duration(now - row.created_at)}: "
+             f"{detail}")
         return
     record(engine, row, now=now, state="pending", outcome="retry", error=detail, due_at=due,
             http_status=error.http_status, duration_ms=elapsed_ms)
