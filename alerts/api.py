@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from alerts.compose import compose
 from alerts.duration import DurationError, parse_duration
+from alerts.job import nudge
 from alerts.notify import route
 from alerts.queries import deliveries, get_alert, list_silences, recent_alerts, transitions
 from alerts.rules import SCOPES
@@ -250,8 +251,10 @@ def silences(
 
 
 def _time(value: float | str | None, field: str) -> float | None:
-    if value is None or isinstance(value, float | int):
-        return float(value) if value is not None else None
+    if value is None:
+        return None
+    if isinstance(value, float | int):
+        return float(value)
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -287,6 +290,7 @@ def create_silence(body: SilenceBody, session: SessionDep, runtime: RuntimeDep) 
                   created_at=now)
     session.add(row)
     session.commit()
+    nudge(runtime)  # a silence mutes (or unmutes) at once, not at the next tick
     session.refresh(row)
     return SilenceRead.of(row, now)
 
@@ -307,5 +311,6 @@ def expire_silence(
     row.ends_at, row.expired_at, row.expired_by = now, now, by
     session.add(row)
     session.commit()
+    nudge(runtime)  # a silence mutes (or unmutes) at once, not at the next tick
     session.refresh(row)
     return SilenceRead.of(row, now)

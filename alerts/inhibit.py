@@ -40,7 +40,8 @@ def inhibited_by(
 ) -> str | None:
     scope, name = key
     if scope == "version":
-        models = {m for m in [model_of_version(name)] if m}
+        model = model_of_version(name)
+        models = {model} if model else set()
     elif scope == "deployment":
         models = deployment_models.get(name, set())
     else:

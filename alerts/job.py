@@ -1,5 +1,5 @@
 """The evaluate job: windowed counts in, transitions and outbox rows out, in one transaction;
-and the nudge that runs it right after a committed failure."""
+and the nudge that runs it right after a failure is committed (here, or by another replica)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from alerts.evaluate import (
 )
 from alerts.notify import route
 from alerts.rules import Rule
-from alerts.state import OPEN, RESOLVED, AlertState, alert_key
+from alerts.state import FIRING, OPEN, RESOLVED, AlertState, alert_key
 from alerts.store import (
     ModelMap,
     active_silences,
@@ -169,15 +169,16 @@ def _write(
                                     to_state=d.after.state, value=d.after.value, note=note))
         log.info("alert %s on %s %s: %s -> %s", d.rule.name, row.scope, row.name,
                  d.before.state, d.after.state)
-    if d.outgoing is None or not route(d.rule):
+    channels = route(d.rule)
+    if d.outgoing is None or not channels:
         return transitions, 0
     errors = None
     if d.outgoing.kind in ("trigger", "reminder"):
         span = max(d.rule.windows() or {d.rule.window})
         errors = top_errors(session, alert=row, since=now - span)
-    message = compose(row, kind=d.outgoing.kind,  # type: ignore[arg-type]
-                      now=now, base_url=base_url, rule=d.rule, errors=errors)
-    added = add_notifications(session, alert=row, message=message, notifiers=route(d.rule),
+    message = compose(row, kind=d.outgoing.kind, now=now, base_url=base_url, rule=d.rule,
+                      errors=errors)
+    added = add_notifications(session, alert=row, message=message, notifiers=channels,
                               suppressed=d.outgoing.suppressed, now=now)
     return transitions, len(added)
 
@@ -192,7 +193,7 @@ def _retire(session: Session, row: Alert, *, now: float, base_url: str,
     session.add(AlertTransition(alert_id=row.id or 0, at=now, from_state=before,
                                 to_state=RESOLVED, value=row.value,
                                 note="the rule is no longer in the config"))
-    if before != "firing" or not row.notified:
+    if before != FIRING or not row.notified:
         return 0
     channels = tuple(sorted(notified_channels(session, alert_id=row.id or 0) & notifiers))
     message = compose(row, kind="resolve", now=now, base_url=base_url)
@@ -294,8 +295,9 @@ class Nudger:
 
 
 def nudge(runtime: Runtime) -> None:
-    """Another replica counted a failure (its NOTIFY reached the leader): nudge the evaluation,
-    if this replica's nudge is installed (it is on the leader only)."""
+    """Evaluate soon, if this replica's nudge is installed (the leader only). Called when
+    another replica's NOTIFY of a counted failure reaches the leader (hookwatch.jobs), and
+    after a change that should show at once (a new silence)."""
     nudger: Nudger | None = runtime.extras.get(NUDGER)
     if nudger is not None:
         nudger.poke()

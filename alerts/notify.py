@@ -7,13 +7,14 @@ from dataclasses import dataclass
 
 from alerts.rules import Rule
 from alerts.state import FIRING, RESOLVED, AlertState
+from notifiers.message import Kind
 
 
 @dataclass(frozen=True)
 class Outgoing:
     """One notification for every notifier of the rule (`route`)."""
 
-    kind: str  # trigger | reminder | resolve
+    kind: Kind  # trigger | reminder | resolve
     suppressed: bool = False  # recorded for history, never delivered
 
 

@@ -7,7 +7,6 @@ import hashlib
 from dataclasses import dataclass
 
 INACTIVE, PENDING, FIRING, RESOLVED = "inactive", "pending", "firing", "resolved"
-STATES = (INACTIVE, PENDING, FIRING, RESOLVED)
 OPEN = (PENDING, FIRING)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import orjson
-from sqlalchemy import Connection, func, update
+from sqlalchemy import Connection, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -145,6 +145,3 @@ def notified_channels(session: Session, *, alert_id: int) -> set[str]:
     )
     return set(session.exec(query.distinct()))
 
-
-def count_rows(session: Session, table: type[Alert] | type[Notification]) -> int:
-    return int(session.exec(select(func.count()).select_from(table)).one())

@@ -8,6 +8,10 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 
+def _has_control(value: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in value)
+
+
 class Table:
     """Reads keys from a raw TOML table; every read key is marked known for `finish()`."""
 
@@ -35,7 +39,7 @@ class Table:
         if not isinstance(value, str):
             self.problem(key, "must be a string")
             return default
-        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        if _has_control(value):
             self.problem(key, "must not contain control characters (line breaks, tabs)")
             return default
         return value
@@ -51,7 +55,7 @@ class Table:
         if not isinstance(value, str):
             self.problem(key, "must be a string")
             return None
-        if any(ord(c) < 32 or ord(c) == 127 for c in value) or value != value.strip():
+        if _has_control(value) or value != value.strip():
             self.problem(key, "must not contain spaces or control characters at either end")
             return None
         return SecretStr(value)

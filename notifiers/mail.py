@@ -88,8 +88,7 @@ def parse_email(table: Table) -> EmailOptions | None:
 
 def header_safe(text: str, limit: int = _SUBJECT_MAX) -> str:
     """One line without control characters: a CR/LF in a model name goes nowhere."""
-    flat = " ".join("".join(c if ord(c) >= 32 and ord(c) != 127 else " " for c in text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return short("".join(c if ord(c) >= 32 and ord(c) != 127 else " " for c in text), limit)
 
 
 def message_id(context: SendContext, sender: str, alert_key: str) -> str:

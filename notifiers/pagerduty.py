@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from notifiers.base import DEFAULT_TIMEOUT, SendContext, SendResult
+from notifiers.base import DEFAULT_TIMEOUT, SendContext, SendResult, short
 from notifiers.fields import Table
 from notifiers.http import make_client, post, refused
 from notifiers.message import AlertMessage
@@ -58,10 +58,6 @@ def dedup_key(alert_key: str) -> str:
     return alert_key[: DEDUP_KEY_MAX - 17] + "-" + digest
 
 
-def _truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def build_event(
     message: AlertMessage, *, routing_key: str, source: str | None = None, action: str | None = None
 ) -> dict[str, Any]:
@@ -94,7 +90,7 @@ def build_event(
     if message.kind == "reminder":
         details["reminder"] = True
     payload: dict[str, Any] = {
-        "summary": _truncate(values["title"], SUMMARY_MAX),
+        "summary": short(values["title"], SUMMARY_MAX),
         "source": source or message.scope_name or "hookwatch",
         "severity": message.severity if message.severity in SEVERITIES else "error",
         "timestamp": iso(message.at),
@@ -142,7 +138,7 @@ class PagerDutyNotifier:
     def _post(self, event: dict[str, Any], context: SendContext) -> int:
         response = post(self._client, self.options.events_url, who="PagerDuty", json=event)
         status = response.status_code
-        if status == 202 or 200 <= status < 300:
+        if 200 <= status < 300:  # 202 Accepted, normally
             return status
         # 400: invalid event (never retry); 429: throttled; 5xx: retry.
         # https://developer.pagerduty.com/docs/events-api-v2/overview/#response-codes--retry-logic

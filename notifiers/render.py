@@ -8,6 +8,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from notifiers.base import short
 from notifiers.message import AlertMessage
 
 STATUS = {
@@ -62,8 +63,7 @@ def slack_escape(value: Any) -> str:
 
 def oneline(value: Any, limit: int = 200) -> str:
     """Whitespace collapsed, backticks made quotes (they would end a code span), shortened."""
-    text = " ".join(str(value).split()).replace("`", "'")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return short(str(value).replace("`", "'"), limit)
 
 
 def _filters(env: Environment) -> Environment:
@@ -130,8 +130,3 @@ def render(name: str, message: AlertMessage, values: dict[str, Any] | None = Non
     env = _slack_env() if name.endswith(".mrkdwn.j2") else _plain_env()
     return env.get_template(name).render(values if values is not None else context(message))
 
-
-def title(message: AlertMessage) -> str:
-    """One line: the email subject, Slack's header, PagerDuty's summary."""
-    text: str = context(message)["title"]
-    return text

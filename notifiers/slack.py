@@ -236,7 +236,6 @@ class SlackNotifier:
     def _api_error(self, exc: SlackApiError, context: SendContext) -> NotifyError:
         response = exc.response
         status = int(getattr(response, "status_code", 0) or 0)
-        code = ""
         try:
             code = short(str(response.get("error") or ""), 100)
         except Exception:

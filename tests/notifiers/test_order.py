@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -154,3 +155,4 @@ def test_request_delivery_sends_promptly_in_the_background(
         stop_delivery(runtime)
     assert len(receiver.requests) == 4
     request_delivery(runtime)  # after stop: ignored, no thread left behind
+    assert not [t for t in threading.enumerate() if t.name == "hookwatch-deliver" and t.is_alive()]
