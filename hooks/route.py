@@ -89,19 +89,16 @@ async def read_body(receive: Receive, declared: str | None, limit: int, timeout:
     except TimeoutError:
         raise _too_slow() from None
     body = message.get("body", b"")
-    if not message.get("more_body", False) and message["type"] == "http.request":
-        if len(body) > limit:
-            raise _too_large(limit)
-        return bytes(body)
-    chunks = [body]
     size = len(body)
     if size > limit:  # the first message may already hold more than the cap
         raise _too_large(limit)
+    if not message.get("more_body", False) and message["type"] == "http.request":
+        return bytes(body)
+    chunks = [body]
     try:
         async with asyncio.timeout_at(deadline):
+            # An http.disconnect message has no more_body, so it ends the loop (checked below).
             while message.get("more_body", False):
-                if message["type"] == "http.disconnect":
-                    raise Refused(400, "client_disconnected", "the client went away mid-body")
                 message = await receive()
                 chunk = message.get("body", b"")
                 size += len(chunk)
@@ -150,13 +147,15 @@ async def _ingest(runtime: Runtime, scope: Scope, receive: Receive) -> tuple[str
         raise Refused(422, exc.code, exc.detail) from None
 
     if auth.webhook_id is not None:
-        dedup_key = "id:" + auth.webhook_id
+        dedup_key = "id:" + auth.webhook_id  # webhook-id is at most 255 printable characters
     else:
-        digest = hashlib.sha256(body).hexdigest()
-        dedup_key = f"tk:{fields['prediction_id']}:{fields['status']}:{digest}"
+        # Unsigned senders have no message id: the same prediction, status and body is the
+        # same delivery. Hashed whole, so a long prediction id never crowds out the body.
+        identity = f"{fields['prediction_id']}\0{fields['status']}\0".encode() + body
+        dedup_key = "tk:" + hashlib.sha256(identity).hexdigest()
     kept = {k: v for k, v in headers.items() if k not in SECRET_HEADERS}
     event = NewEvent(
-        dedup_key=dedup_key[:300],
+        dedup_key=dedup_key,
         source=auth.method,
         received_at=now,
         sent_at=float(auth.timestamp) if auth.timestamp is not None else None,

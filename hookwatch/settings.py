@@ -83,14 +83,6 @@ class Settings(BaseSettings):
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
         return f"http://{host}:{self.port}"
 
-    def secret_values(self) -> list[str]:
-        """Every configured secret, for log scrubbing and tests."""
-        values = [s.get_secret_value() for s in self.webhook_secrets]
-        for item in (self.ingest_token, self.dashboard_token, self.replicate_api_token):
-            if item is not None:
-                values.append(item.get_secret_value())
-        return [v for v in values if v]
-
 
 def _settings_env_names() -> set[str]:
     return set(Settings.model_fields)

@@ -117,9 +117,9 @@ _PRED_COLS = (
 # Every SET expression reads the row as it was before this statement (both databases agree).
 _ADVANCE = (
     "(excluded.rank > predictions.rank OR (excluded.rank = predictions.rank"
-    " AND predictions.rank < 2 AND excluded.event_at >= predictions.event_at))"
+    f" AND predictions.rank < {TERMINAL_RANK} AND excluded.event_at >= predictions.event_at))"
 )
-_NEWLY_TERMINAL = "(predictions.counted_at IS NULL AND excluded.rank = 2)"
+_NEWLY_TERMINAL = f"(predictions.counted_at IS NULL AND excluded.rank = {TERMINAL_RANK})"
 _PRED_UPSERT_SET = ", ".join(
     [f"{c} = CASE WHEN {_ADVANCE} THEN excluded.{c} ELSE predictions.{c} END"
      for c in ("status", "rank", "error", "fingerprint", "completed_at", "predict_time",

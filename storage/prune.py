@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 DAY = 86400.0
 MIN_RETENTION_DAYS = 1
 MINUTE_BUCKETS_KEPT = 2 * DAY
-"""Windows up to two days read minute buckets; longer ones read hourly buckets."""
+"""Windows up to 2 h read minute buckets (storage.rates.resolution_for); two days is margin."""
 EVENT_CHUNK = 5000
 BUCKET_SLICE = 3600
 """Minute buckets are deleted an hour of bucket starts at a time."""

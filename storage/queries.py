@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from storage.tables import Event, Prediction
@@ -42,7 +41,3 @@ def prediction_events(session: Session, *, prediction_id: str) -> list[Event]:
         .order_by(col(Event.received_at), col(Event.id))
     )
     return list(session.exec(query))
-
-
-def count_events(session: Session) -> int:
-    return int(session.exec(select(func.count()).select_from(Event)).one())

@@ -36,7 +36,7 @@ class Event(SQLModel, table=True):
 
 
 class Prediction(SQLModel, table=True):
-    """A prediction's current state; moves forward only (see storage.writer)."""
+    """A prediction's current state; moves forward only (see storage.batch)."""
 
     __tablename__ = "predictions"
     __table_args__ = (

@@ -132,7 +132,6 @@ class Writer:
                 self.retried.append(getattr(orig, "sqlstate", None) or type(orig).__name__)
                 time.sleep(0.01 * attempt)
 
-
     def _commit_once(self, events: Sequence[NewEvent]) -> BatchResult:
         # A pooled DBAPI connection (the engine's PRAGMAs applied), used without SQLAlchemy's
         # per-statement machinery: this runs once per batch on the hot path.

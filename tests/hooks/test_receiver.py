@@ -271,3 +271,12 @@ def test_health_and_readiness(client: TestClient) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"]["database"] == "ok"
+
+
+def test_token_dedup_tells_bodies_apart_even_with_the_longest_id(client: TestClient) -> None:
+    long_id = "p" * 256
+    first = doc(id=long_id, status="processing", logs="step 1\n")
+    second = doc(id=long_id, status="processing", logs="step 1\nstep 2\n")
+    for body in (first, second, first):
+        assert client.post("/hooks/replicate", content=body, headers=token_headers()).status_code == 200
+    assert rows(client, "events") == 2
