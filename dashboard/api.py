@@ -24,6 +24,13 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
+def queue_time(row: Prediction) -> float | None:
+    """Seconds from created to started, when both are known."""
+    if row.started_at is None or row.created_at is None:
+        return None
+    return row.started_at - row.created_at
+
+
 class PredictionRead(SQLModel):
     id: str
     status: str
@@ -44,11 +51,6 @@ class PredictionRead(SQLModel):
 
     @classmethod
     def of(cls, row: Prediction) -> PredictionRead:
-        queue = (
-            row.started_at - row.created_at
-            if row.started_at is not None and row.created_at is not None
-            else None
-        )
         return cls(
             id=row.id,
             status=row.status,
@@ -63,7 +65,7 @@ class PredictionRead(SQLModel):
             first_seen_at=iso(row.first_seen_at),
             updated_at=iso(row.updated_at),
             predict_time=row.predict_time,
-            queue_time=queue,
+            queue_time=queue_time(row),
             event_count=row.event_count,
             reconciled=row.source == "reconciled",
         )

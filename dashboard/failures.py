@@ -31,10 +31,7 @@ FAILURE_WINDOW = 86400
 def recent_failures(
     conn: Connection, *, now: float, window: int = FAILURE_WINDOW, limit: int = 20
 ) -> list[FailureGroup]:
-    """Failed predictions counted in the window, grouped by fingerprint, most frequent first.
-
-    Reads the predictions table through its (status, counted_at) index, never raw events.
-    """
+    """Failed predictions counted in the window, grouped by fingerprint, most frequent first."""
     groups: dict[str, FailureGroup] = {}
     for fp, model, count, first, last in conn.execute(
         text(

@@ -20,11 +20,11 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Connection, Engine, text
 
 from hookwatch.deps import RuntimeDep
+from storage.rates import OUTCOME_COLUMNS
 from storage.window_cache import ClosedSeries
 
 log = logging.getLogger("hookwatch.dashboard")
 router = APIRouter()
-OUTCOMES = ("succeeded", "failed", "canceled", "aborted", "other")
 
 
 class DatabaseCollector(Collector):
@@ -67,11 +67,11 @@ class DatabaseCollector(Collector):
                 now = self.clock()
                 totals = {k: list(v) for k, v in self.closed.closed(conn, now).items()}
                 for key, sums in _totals(conn, self.closed.bounds(now)[1], now + 1).items():
-                    mine = totals.setdefault(key, [0] * len(OUTCOMES))
+                    mine = totals.setdefault(key, [0] * len(OUTCOME_COLUMNS))
                     for i, value in enumerate(sums):
                         mine[i] += value
                 for (scope, name), sums in sorted(totals.items()):
-                    for outcome, value in zip(OUTCOMES, sums, strict=True):
+                    for outcome, value in zip(OUTCOME_COLUMNS, sums, strict=True):
                         if value:
                             predictions.add_metric([scope, name, outcome], float(value))
                 seen = {"starting": 0.0, "processing": 0.0}
@@ -94,18 +94,20 @@ class DatabaseCollector(Collector):
                     attempts.add_metric([notifier, outcome], float(count))
         except Exception as exc:  # a scrape must answer even when the database does not
             log.warning("metrics: database unreachable (%s)", type(exc).__name__)
-            up = GaugeMetricFamily("hookwatch_database_up", "1 when the scrape read the database.")
-            up.add_metric([], 0.0)
-            yield up
+            yield _database_up(False)
             return
-        up = GaugeMetricFamily("hookwatch_database_up", "1 when the scrape read the database.")
-        up.add_metric([], 1.0)
-        yield from (up, predictions, in_flight, alerts, attempts)
+        yield from (_database_up(True), predictions, in_flight, alerts, attempts)
+
+
+def _database_up(up: bool) -> GaugeMetricFamily:
+    gauge = GaugeMetricFamily("hookwatch_database_up", "1 when the scrape read the database.")
+    gauge.add_metric([], 1.0 if up else 0.0)
+    return gauge
 
 
 def _totals(conn: Connection, lo: int, hi: float) -> dict[tuple[str, str], list[int]]:
     """Outcome sums per scope over the daily buckets starting in [lo, hi)."""
-    cols = ", ".join(f"SUM({c})" for c in OUTCOMES)
+    cols = ", ".join(f"SUM({c})" for c in OUTCOME_COLUMNS)
     return {
         (scope, name): [int(v or 0) for v in sums]
         for scope, name, *sums in conn.execute(

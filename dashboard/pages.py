@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
 from dashboard.actions import router as actions_router
+from dashboard.api import queue_time
 from dashboard.auth_routes import router as auth_router
 from dashboard.failures import RecentFailures
 from dashboard.metrics import router as metrics_router
@@ -38,7 +39,7 @@ DEFAULT_REFRESH = 10
 
 
 def readings_of(runtime: Runtime) -> Readings:
-    """The app's bucket caches (dashboard.sliding), made on first use."""
+    """The app's Readings (over storage.window_cache's caches), made on first use."""
     readings = runtime.extras.setdefault("dashboard.readings", Readings())
     assert isinstance(readings, Readings)
     return readings
@@ -142,11 +143,6 @@ def prediction_page(prediction_id: str, runtime: RuntimeDep) -> HTMLResponse:
     logs, truncated = log_tail(row.logs)
     show = runtime.settings.show_payloads
     given, made = _payloads([e.body for e in events]) if show else (None, None)
-    queue_time = (
-        row.started_at - row.created_at
-        if row.started_at is not None and row.created_at is not None
-        else None
-    )
     timeline = [
         {"received_at": e.received_at, "sent_at": e.sent_at, "status": e.status,
          "status_class": status_class(e.status), "source": e.source}
@@ -155,6 +151,6 @@ def prediction_page(prediction_id: str, runtime: RuntimeDep) -> HTMLResponse:
     html = render(
         "prediction.html", p=row, events=timeline, logs=logs, log_truncated=truncated,
         log_lines=LOG_LINES, show_payloads=show, input=given, output=made,
-        queue_time=queue_time, status_class=status_class(row.status), oob=False,
+        queue_time=queue_time(row), status_class=status_class(row.status), oob=False,
     )
     return HTMLResponse(html, headers=HTML_HEADERS)

@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from dashboard.alertview import AlertView, alert_views, scope_statuses
 from dashboard.failures import FailureGroup, RecentFailures
-from dashboard.readings import Readings, ScopeKey, ScopeReading
+from dashboard.readings import Readings, ScopeReading
 
 SCOPE_KINDS = ("model", "deployment", "version")
 STATUSES = ("firing", "pending", "silenced", "ok", "no data")
@@ -25,10 +25,6 @@ STATUS_RANK = {status: i for i, status in enumerate(STATUSES)}
 class ScopeRow:
     reading: ScopeReading
     status: str
-
-    @property
-    def key(self) -> ScopeKey:
-        return (self.reading.scope, self.reading.name)
 
 
 def scope_status(reading: ScopeReading | None, alert_status: str | None) -> str:

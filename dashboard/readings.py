@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from dashboard.svg import Day
-from storage.rates import Counts
-from storage.rollups import bin_value, percentile
+from storage.rates import OUTCOME_COLUMNS, Counts, ScopeKey
+from storage.rollups import bin_value
 from storage.window_cache import ClosedSeries, SlidingSums, Vector, bucket_count
 
 WINDOWS = ("5m", "1h", "24h")
@@ -28,9 +28,6 @@ HISTORY_DAYS = 90
 HISTORY_SPAN = (HISTORY_DAYS - 1) * 86400  # today and the 89 days before
 LATENCY_WINDOW = 3600
 """Percentiles cover the last hour, read from minute buckets."""
-
-ScopeKey = tuple[str, str]  # (scope, name)
-
 
 _NONE = Counts()
 NO_HOURS: tuple[None, ...] = (None,) * HOURS
@@ -69,11 +66,8 @@ class ScopeReading:
         return self.hourly[-SPARK_HOURS:]
 
 
-OUTCOME_COLS = ("succeeded", "failed", "canceled", "aborted", "other")
-
-
 def _outcome_sums(conn: Connection, lo: int, hi: int) -> dict[ScopeKey, Vector]:
-    sums = ", ".join(f"SUM({c})" for c in OUTCOME_COLS)
+    sums = ", ".join(f"SUM({c})" for c in OUTCOME_COLUMNS)
     return {
         (row[0], row[1]): [int(v) for v in row[2:]]
         for row in conn.execute(
@@ -108,12 +102,11 @@ def _bucket_rows(conn: Connection, resolution: int, lo: int, hi: float) -> Itera
 
     Called with hi = now + 1 for the open buckets: a bucket after `now` (a replica whose clock
     runs ahead) is left out, as storage.rates does."""
-    upper = " AND start < :hi"
     return iter(
         conn.execute(
             text(
-                f"SELECT scope, name, start, {', '.join(OUTCOME_COLS)} FROM outcome_buckets "
-                f"WHERE resolution = :res AND start >= :lo{upper}"
+                f"SELECT scope, name, start, {', '.join(OUTCOME_COLUMNS)} FROM outcome_buckets "
+                "WHERE resolution = :res AND start >= :lo AND start < :hi"
             ),
             {"res": resolution, "lo": lo, "hi": hi},
         )
@@ -127,7 +120,7 @@ DaySeries = dict[ScopeKey, tuple[Day | None, ...]]
 def _load_hours(conn: Connection, lo: int, hi: int) -> HourSeries:
     series: dict[ScopeKey, tuple[list[float | None], Vector]] = {}
     for scope, name, start, *vector in _bucket_rows(conn, 3600, lo, hi):
-        rates, sums = series.setdefault((scope, name), ([None] * HOURS, [0] * 5))
+        rates, sums = series.setdefault((scope, name), ([None] * HOURS, [0] * len(vector)))
         judged = vector[0] + vector[1]
         if judged:
             rates[(start - lo) // 3600] = vector[1] / judged
@@ -245,12 +238,8 @@ class Readings:
         return readings
 
 
-
-
 def percentiles(histogram: dict[int, int], qs: tuple[float, ...]) -> list[float | None]:
     """storage.rollups.percentile for several quantiles in one pass over the sorted bins."""
-    if len(qs) == 1:
-        return [percentile(histogram, qs[0])]
     total = sum(histogram.values())
     if total == 0:
         return [None] * len(qs)

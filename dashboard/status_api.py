@@ -10,9 +10,10 @@ from fastapi.responses import Response
 from sqlmodel import Session
 
 from dashboard.alertview import AlertView, alert_views, scope_statuses
+from dashboard.api import iso
 from dashboard.picture import SCOPE_KINDS, View, scope_status
 from dashboard.readings import WINDOWS, ScopeReading
-from dashboard.render import iso, pct
+from dashboard.render import pct
 from dashboard.svg import badge
 from hookwatch.deps import RuntimeDep
 from storage.rates import Counts, window_counts

@@ -153,7 +153,7 @@ def _bars(days: Iterable[tuple[int, Day | None]]) -> _Bars:
         if n:
             assert day is not None
             rate = day.failed / n
-            cls = "bad" if rate >= DAY_BAD else "warn" if rate >= DAY_WARN else "ok"
+            cls = day_class(rate)
             judged += n
             failed += day.failed
             if rate > worst:

@@ -92,7 +92,7 @@ def history(app: FastAPI, clock: ManualClock, *, days: int = 90, seed: int = 3) 
 
     Moves the clock back, then forward to where it was; the writer stamps buckets with it.
     Call it before the app starts: the dashboard keeps closed buckets once read, because in
-    a running service the past no longer changes (dashboard.sliding).
+    a running service the past no longer changes (storage.window_cache).
     """
     upgrade(app.state.runtime.engine)
     rng = random.Random(seed)

@@ -66,6 +66,8 @@ def test_status_json_gives_counts_rates_and_open_alerts(
         assert (alert["rule"], alert["state"], alert["severity"]) == (
             "deployment-error-rate", "firing", "critical")
         assert alert["value"] == 0.75
+        assert alert["fired_at"] is not None and alert["acknowledged_at"] is None
+        assert status["alerts"][1]["fired_at"] is None  # pending: JSON null, not ""
         deployments = client.get("/api/status", params={"kind": "deployment"}).json()
         assert [s["name"] for s in deployments["scopes"]] == ["acme/sdxl-prod"]
         assert client.get("/api/status", params={"q": "LLAMA"}).json()["scopes"][0]["name"] == (
