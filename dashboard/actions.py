@@ -18,7 +18,6 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from alerts.api import AckBody, SilenceBody, acknowledge, create_silence
-from alerts.job import NUDGER
 from alerts.queries import get_alert
 from dashboard.picture import View
 from dashboard.render import HTML_HEADERS, render
@@ -61,13 +60,6 @@ def _answer(request: Request, runtime: Runtime, view: ViewFields, message: str, 
     flash = render("_flash.html", message=message, ok=ok, oob=True)
     live = live_html(runtime, View.of(view.model_dump()))
     return HTMLResponse(flash + live, headers=HTML_HEADERS)
-
-
-def _nudge(runtime: Runtime) -> None:
-    """Re-evaluate soon, so the alert's muted state follows a new silence within a second."""
-    nudger = runtime.extras.get(NUDGER)
-    if nudger is not None and hasattr(nudger, "poke"):
-        nudger.poke()
 
 
 class AckForm(ViewFields):
@@ -114,6 +106,5 @@ def silence_form(
         result = create_silence(body, session, runtime)
     if isinstance(result, JSONResponse):
         return _answer(request, runtime, form, _problem_text(result), False, result.status_code)
-    _nudge(runtime)
     return _answer(request, runtime, form,
                    f"Silenced {rule} on {name} for {duration}.", True)
