@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,14 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from hooks.signature import sign
 from hookwatch.app import create_app
 from hookwatch.config import Config
 from hookwatch.settings import Settings
+from storage.engine import make_engine
+from storage.migrate import upgrade
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -93,6 +96,36 @@ def db_url(request: pytest.FixtureRequest) -> str:
     name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     url: str = request.getfixturevalue(name)
     return url
+
+
+@contextmanager
+def migrated_engine(url: str) -> Iterator[Engine]:
+    """An engine on a schema brought to head, as `hookwatch migrate` leaves it; disposed after."""
+    engine = make_engine(url)
+    upgrade(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A migrated engine, on SQLite and on the real PostgreSQL (the test runs on both)."""
+    with migrated_engine(db_url) as eng:
+        yield eng
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
+    with migrated_engine(sqlite_url) as eng:
+        yield eng
+
+
+@pytest.fixture
+def pg_engine(postgres_url: str) -> Iterator[Engine]:
+    with migrated_engine(postgres_url) as eng:
+        yield eng
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:

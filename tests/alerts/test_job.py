@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,20 +18,11 @@ from hookwatch.config import load_config
 from notifiers.message import AlertMessage
 from notifiers.outbox import Notification
 from storage.engine import make_engine
-from storage.migrate import upgrade
 from tests.alerts.helpers import RATE_RULE, config_text, event, ingest, outcomes
 from tests.conftest import ManualClock
 
 BASE_URL = "http://hookwatch.test"
 OOM = "CUDA out of memory. Tried to allocate {} GiB (GPU 0; 79.35 GiB total capacity)"
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = make_engine(db_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from storage.engine import make_engine
-from storage.migrate import upgrade
 from storage.rates import (
     Counts,
     history,
@@ -26,14 +22,6 @@ from tests.conftest import ManualClock
 DEP = ("deployment", "acme/sdxl-prod")
 MODEL = ("model", "acme/sdxl")
 VERSION = ("version", "acme/sdxl:v1")
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = make_engine(db_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def test_counts_per_window_and_scope(engine: Engine, clock: ManualClock) -> None:

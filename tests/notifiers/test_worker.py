@@ -67,24 +67,24 @@ def test_deliver_is_a_scheduled_job() -> None:
 
 
 def test_outage_then_every_notification_arrives_exactly_once(
-    any_engine: Engine, receiver: Receiver, clock: ManualClock
+    engine: Engine, receiver: Receiver, clock: ManualClock
 ) -> None:
-    runtime = make_runtime(any_engine, hook_configs(receiver.url), clock)
-    ids = [enqueue(any_engine, alert(alert_key=f"rule:deployment:acme/m{i}"), notifier="hook",
+    runtime = make_runtime(engine, hook_configs(receiver.url), clock)
+    ids = [enqueue(engine, alert(alert_key=f"rule:deployment:acme/m{i}"), notifier="hook",
                    now=clock.now) for i in range(5)]
     receiver.fail(3, 503)
     began = clock.now
-    drain(runtime, clock, any_engine)
+    drain(runtime, clock, engine)
     assert len(receiver.requests) == 3 + 5  # one probe per try while down, then each once
     delivered = [r.headers["webhook-id"] for r in receiver.requests[3:]]
     assert sorted(delivered) == sorted(f"msg_hookwatch_{i}" for i in ids)
-    assert all(r.state == "sent" for r in rows(any_engine))
-    outcomes = [(a.outcome, a.http_status) for a in attempts(any_engine)]
+    assert all(r.state == "sent" for r in rows(engine))
+    outcomes = [(a.outcome, a.http_status) for a in attempts(engine)]
     assert outcomes == [("retry", 503)] * 3 + [("sent", 200)] * 5
-    retries = [a for a in attempts(any_engine) if a.outcome == "retry"]
+    retries = [a for a in attempts(engine) if a.outcome == "retry"]
     assert retries[0].error == "127.0.0.1 answered HTTP 503: unavailable"
     # backoff: 10 s, 20 s, 40 s ceilings with equal jitter, no sleeping (the clock moved)
-    times = [a.at for a in attempts(any_engine)[:4]]  # three retries, then the success
+    times = [a.at for a in attempts(engine)[:4]]  # three retries, then the success
     for n, gap in enumerate(b - a for a, b in itertools.pairwise(times)):
         ceiling = BACKOFF_BASE * 2**n
         assert ceiling / 2 <= gap <= ceiling
@@ -163,12 +163,12 @@ def test_a_lost_lease_is_sent_after_it_expires(sqlite_engine: Engine, receiver: 
     assert receiver.requests[0].headers["webhook-id"] == f"msg_hookwatch_{taken.id}"
 
 
-def test_two_workers_never_send_one_row_twice(any_engine: Engine, receiver: Receiver,
+def test_two_workers_never_send_one_row_twice(engine: Engine, receiver: Receiver,
                                               clock: ManualClock) -> None:
     configs = hook_configs(receiver.url)
-    workers = [make_runtime(any_engine, configs, clock) for _ in range(3)]
+    workers = [make_runtime(engine, configs, clock) for _ in range(3)]
     for i in range(40):
-        enqueue(any_engine, alert(alert_key=f"k{i % 13}"), notifier="hook", now=clock.now)
+        enqueue(engine, alert(alert_key=f"k{i % 13}"), notifier="hook", now=clock.now)
     errors: list[BaseException] = []
 
     def run(runtime: Runtime) -> None:
@@ -185,7 +185,7 @@ def test_two_workers_never_send_one_row_twice(any_engine: Engine, receiver: Rece
     assert errors == []
     ids = [r.headers["webhook-id"] for r in receiver.requests]
     assert len(ids) == len(set(ids)) == 40
-    assert all(r.state == "sent" and r.attempts == 1 for r in rows(any_engine))
+    assert all(r.state == "sent" and r.attempts == 1 for r in rows(engine))
 
 
 def test_rows_for_a_notifier_no_longer_configured_fail(sqlite_engine: Engine,

@@ -12,10 +12,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import Engine, text
 
 from tests.conftest import SECRET, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def terminate(engine: Engine, name: str) -> None:
+    """End a replica's database session from the server side, as a crashed process's would."""
+    with engine.connect() as conn:
+        ended = conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                 "WHERE application_name = :n"),
+            {"n": f"hookwatch {name}"},
+        ).scalars().all()
+    assert ended == [True]
 
 
 def until(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> float:

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import Engine, text
 
-from storage.engine import make_engine
-from storage.migrate import upgrade
 from tests.conftest import signed_headers
 from tests.notifiers.helpers import HOOK_SECRET, Receiver
 from tests.scaleout.replicas import Replica, until
@@ -23,21 +20,13 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 FAILED, SUCCEEDED = 8, 4  # 67 % failed, over the 20 % threshold once 10 are counted
 
 
-@pytest.fixture
-def database(postgres_url: str) -> Iterator[Engine]:
-    engine = make_engine(postgres_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
 def outbox_rows(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(text("SELECT count(*) FROM notifications")).scalar_one())
 
 
 def test_a_failure_burst_on_the_follower_alerts_through_the_leader_at_once(
-    postgres_url: str, database: Engine, tmp_path: Path
+    postgres_url: str, pg_engine: Engine, tmp_path: Path
 ) -> None:
     with Receiver() as hook:
         config = tmp_path / "hookwatch.toml"
@@ -84,12 +73,12 @@ notify = ["hook"]
                     assert answer.status_code == 200, answer.text
             sent = time.monotonic()
             try:
-                until(lambda: outbox_rows(database) > 0, timeout=3.0, what="the alert's outbox row")
+                until(lambda: outbox_rows(pg_engine) > 0, timeout=3.0, what="the alert's outbox row")
             except AssertionError:
                 raise AssertionError(f"no alert within 3 s:\n{a.output()}") from None
             latency = time.monotonic() - sent
             print(f"\nfollower burst -> leader's outbox row: {latency * 1000:.0f} ms")
-            with database.connect() as conn:
+            with pg_engine.connect() as conn:
                 assert conn.execute(text("SELECT state FROM alerts")).all() == [("firing",)]
                 assert conn.execute(text("SELECT notifier, kind FROM notifications")).all() \
                     == [("hook", "trigger")]

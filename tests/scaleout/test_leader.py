@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,8 +15,8 @@ from hookwatch.jobs import JobSpec
 from hookwatch.leader import AdvisoryLockLeader, SoleLeader, leadership_for
 from hookwatch.runtime import Runtime
 from storage.engine import make_engine
-from storage.migrate import upgrade
 from tests.conftest import POSTGRES_URL, ManualClock, make_settings
+from tests.scaleout.replicas import terminate, until
 
 pytestmark = pytest.mark.postgres
 
@@ -32,47 +31,6 @@ class Monotonic:
         return self.now
 
 
-@pytest.fixture
-def pg(postgres_url: str) -> Iterator[Engine]:
-    engine = make_engine(postgres_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def leaders(pg: Engine) -> Iterator[Callable[..., AdvisoryLockLeader]]:
-    made: list[AdvisoryLockLeader] = []
-
-    def make(name: str, **kwargs: object) -> AdvisoryLockLeader:
-        leader = AdvisoryLockLeader(pg, name=name, poll=0.1, **kwargs)  # type: ignore[arg-type]
-        made.append(leader)
-        return leader
-
-    yield make
-    for leader in made:
-        leader.stop()
-
-
-def until(condition: Callable[[], bool], timeout: float = 10.0) -> float:
-    """Poll real database state (no clock to inject there); returns the seconds it took."""
-    began = time.monotonic()
-    while not condition():
-        if time.monotonic() - began > timeout:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
-    return time.monotonic() - began
-
-
-def terminate(pg: Engine, name: str) -> None:
-    """End a replica's database session from the server side, as a crashed process's would."""
-    with pg.connect() as conn:
-        ended = conn.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                 "WHERE application_name = :n"),
-            {"n": f"hookwatch {name}"},
-        ).scalars().all()
-    assert ended == [True]
 
 
 def test_sqlite_process_always_leads() -> None:
@@ -84,7 +42,7 @@ def test_sqlite_process_always_leads() -> None:
 
 
 def test_one_leads_the_other_follows_and_takes_over(
-    pg: Engine, leaders: Callable[..., AdvisoryLockLeader]
+    pg_engine: Engine, leaders: Callable[..., AdvisoryLockLeader]
 ) -> None:
     a, b = leaders("replica-a"), leaders("replica-b")
     assert a.poll_once() is True
@@ -93,7 +51,7 @@ def test_one_leads_the_other_follows_and_takes_over(
                             "via": "postgresql advisory lock"}
     assert a.status["role"] == "leader"  # the dict /readyz shows, updated in place
 
-    terminate(pg, "replica-a")
+    terminate(pg_engine, "replica-a")
     until(b.poll_once)  # the lock is free once the server has ended a's session
     assert b.is_leader and b.status["leader"] == "replica-b"
     assert a.poll_once() is False  # a notices its session is gone and steps down...
@@ -117,9 +75,9 @@ def test_stopping_the_leader_hands_over_at_once(
     assert changes == [True]
 
 
-def test_a_leader_that_cannot_confirm_its_session_stops_leading(pg: Engine) -> None:
+def test_a_leader_that_cannot_confirm_its_session_stops_leading(pg_engine: Engine) -> None:
     clock = Monotonic()
-    leader = AdvisoryLockLeader(pg, name="lonely", poll=1.0, monotonic=clock)
+    leader = AdvisoryLockLeader(pg_engine, name="lonely", poll=1.0, monotonic=clock)
     try:
         assert leader.poll_once() and leader.lease == 3.0
         clock.now += 2.9
@@ -131,7 +89,7 @@ def test_a_leader_that_cannot_confirm_its_session_stops_leading(pg: Engine) -> N
         leader.stop()
 
 
-def test_lock_is_scoped_to_the_schema(pg: Engine, postgres_url: str) -> None:
+def test_lock_is_scoped_to_the_schema(pg_engine: Engine, postgres_url: str) -> None:
     """Two installations (two schemas) in one database each have their own leader."""
     schema = "t_" + uuid.uuid4().hex[:12]
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
@@ -139,7 +97,7 @@ def test_lock_is_scoped_to_the_schema(pg: Engine, postgres_url: str) -> None:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     other_url = make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
     other = make_engine(other_url.render_as_string(hide_password=False))
-    first = AdvisoryLockLeader(pg, name="first")
+    first = AdvisoryLockLeader(pg_engine, name="first")
     second = AdvisoryLockLeader(other, name="second")
     try:
         assert first.poll_once() and second.poll_once()
@@ -152,11 +110,11 @@ def test_lock_is_scoped_to_the_schema(pg: Engine, postgres_url: str) -> None:
         admin.dispose()
 
 
-def test_leadership_for_picks_by_dialect(pg: Engine, sqlite_url: str) -> None:
+def test_leadership_for_picks_by_dialect(pg_engine: Engine, sqlite_url: str) -> None:
     lite = make_engine(sqlite_url)
     try:
         assert isinstance(leadership_for(lite), SoleLeader)
-        assert isinstance(leadership_for(pg), AdvisoryLockLeader)
+        assert isinstance(leadership_for(pg_engine), AdvisoryLockLeader)
     finally:
         lite.dispose()
 

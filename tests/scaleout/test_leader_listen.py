@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import Engine, text
 
 from hookwatch.leader import AdvisoryLockLeader, SoleLeader
 from storage.batch import FAILED_CHANNEL
-from storage.engine import make_engine
-from storage.migrate import upgrade
-from tests.scaleout.test_leader import terminate, until
+from tests.scaleout.replicas import terminate, until
 
 pytestmark = pytest.mark.postgres
 
@@ -31,37 +29,15 @@ class Heard:
         self.threads.add(threading.current_thread().name)
 
 
-@pytest.fixture
-def pg(postgres_url: str) -> Iterator[Engine]:
-    engine = make_engine(postgres_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def leaders(pg: Engine) -> Iterator[Callable[..., AdvisoryLockLeader]]:
-    made: list[AdvisoryLockLeader] = []
-
-    def make(name: str, poll: float = 0.1) -> AdvisoryLockLeader:
-        leader = AdvisoryLockLeader(pg, name=name, poll=poll)
-        made.append(leader)
-        return leader
-
-    yield make
-    for leader in made:
-        leader.stop()
-
-
-def notify(pg: Engine) -> float:
+def notify(pg_engine: Engine) -> float:
     """What a writer's batch does when it counted a failure; returns when it committed."""
-    with pg.begin() as conn:
+    with pg_engine.begin() as conn:
         conn.execute(text(f"SELECT pg_notify({FAILED_CHANNEL}, '')"))
     return time.monotonic()
 
 
-def sessions(pg: Engine, application_name: str) -> int:
-    with pg.connect() as conn:
+def sessions(pg_engine: Engine, application_name: str) -> int:
+    with pg_engine.connect() as conn:
         return int(conn.execute(
             text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :n"),
             {"n": application_name},
@@ -69,7 +45,7 @@ def sessions(pg: Engine, application_name: str) -> int:
 
 
 def test_only_the_leader_hears_and_a_new_leader_takes_over_listening(
-    pg: Engine, leaders: Callable[..., AdvisoryLockLeader]
+    pg_engine: Engine, leaders: Callable[..., AdvisoryLockLeader]
 ) -> None:
     a, b = leaders("replica-a"), leaders("replica-b")
     heard_a, heard_b = Heard(), Heard()
@@ -79,23 +55,23 @@ def test_only_the_leader_hears_and_a_new_leader_takes_over_listening(
     b.start()
     assert a.is_leader and not b.is_leader
 
-    sent = notify(pg)
+    sent = notify(pg_engine)
     until(lambda: len(heard_a.at) == 1, timeout=3)
     assert heard_a.at[0] - sent < 0.5  # as it arrives, not at the next poll
     assert heard_a.threads == {"hookwatch-leader"}
-    notify(pg)
+    notify(pg_engine)
     until(lambda: len(heard_a.at) == 2, timeout=3)
     assert heard_b.at == []  # a follower does not LISTEN
 
     # The leader's session dies (a crash, a network cut): no error escapes a's thread, and
     # whichever replica takes the free lock first LISTENs on its new session.
-    terminate(pg, "replica-a")
+    terminate(pg_engine, "replica-a")
     until(lambda: a.acquired + b.acquired == 2 and (a.is_leader or b.is_leader), timeout=5)
     assert a.status["role"] != b.status["role"]
     first, second = (a, b) if a.is_leader else (b, a)
     ears = {a: heard_a, b: heard_b}
     before = {r: len(ears[r].at) for r in (a, b)}
-    sent = notify(pg)
+    sent = notify(pg_engine)
     until(lambda: len(ears[first].at) == before[first] + 1, timeout=3)
     assert ears[first].at[-1] - sent < 0.5
     assert len(ears[second].at) == before[second]
@@ -103,25 +79,25 @@ def test_only_the_leader_hears_and_a_new_leader_takes_over_listening(
     # A clean hand-over: the leader steps down, the other leads and hears the next one.
     first.stop()
     until(lambda: second.is_leader, timeout=5)
-    sent = notify(pg)
+    sent = notify(pg_engine)
     until(lambda: len(ears[second].at) == before[second] + 1, timeout=3)
     assert ears[second].at[-1] - sent < 0.5
     assert len(ears[first].at) == before[first] + 1
 
 
 def test_a_channel_added_while_leading_is_heard_before_the_next_poll(
-    pg: Engine, leaders: Callable[..., AdvisoryLockLeader]
+    pg_engine: Engine, leaders: Callable[..., AdvisoryLockLeader]
 ) -> None:
     leader = leaders("replica-a", poll=30.0)
     leader.start()
     assert leader.is_leader
     heard = Heard()
     leader.listen(FAILED_CHANNEL, heard)
-    sent = notify(pg)
+    sent = notify(pg_engine)
     until(lambda: bool(heard.at), timeout=3)
     assert heard.at[0] - sent < 0.5
     leader.stop()
-    until(lambda: sessions(pg, "hookwatch replica-a") == 0, timeout=5)  # its LISTEN with it
+    until(lambda: sessions(pg_engine, "hookwatch replica-a") == 0, timeout=5)  # its LISTEN with it
 
 
 def test_sqlite_leader_has_nothing_to_listen_to() -> None:

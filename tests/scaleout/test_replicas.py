@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,8 +12,6 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
-from storage.engine import make_engine
-from storage.migrate import upgrade
 from tests.conftest import signed_headers
 from tests.notifiers.helpers import HOOK_SECRET, SLACK_TOKEN, Receiver, slack_api_answer
 from tests.scaleout.replicas import Replica, until
@@ -55,14 +52,6 @@ repeat_interval = "4h"
     return path
 
 
-@pytest.fixture
-def database(postgres_url: str) -> Iterator[Engine]:
-    engine = make_engine(postgres_url)
-    upgrade(engine)  # what `hookwatch migrate` does once before the replicas start
-    yield engine
-    engine.dispose()
-
-
 def rows(engine: Engine, sql: str) -> list[tuple[object, ...]]:
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(text(sql))]
@@ -90,7 +79,7 @@ def send_lifecycles(replicas: list[Replica]) -> None:
 
 
 def test_two_replicas_one_alert_one_notification_per_channel(
-    postgres_url: str, database: Engine, tmp_path: Path
+    postgres_url: str, pg_engine: Engine, tmp_path: Path
 ) -> None:
     with Receiver() as hook, Receiver(answer=slack_api_answer) as slack:
         config = config_file(tmp_path / "hookwatch.toml", hook, slack)
@@ -112,18 +101,18 @@ def test_two_replicas_one_alert_one_notification_per_channel(
             assert leadership["leader"] == a.readyz()["checks"]["leadership"]["replica"]  # type: ignore[index]
 
             send_lifecycles([a, b])
-            assert rows(database, "SELECT count(*) FROM events") == [(2 * PREDICTIONS,)]
-            assert rows(database, "SELECT failed, succeeded FROM outcome_buckets "
+            assert rows(pg_engine, "SELECT count(*) FROM events") == [(2 * PREDICTIONS,)]
+            assert rows(pg_engine, "SELECT failed, succeeded FROM outcome_buckets "
                                   "WHERE resolution = 60 AND scope = 'model'") \
                 == [(FAILED, PREDICTIONS - FAILED)]
 
             pending = ("SELECT notifier, kind, state, attempts FROM notifications "
                        "ORDER BY notifier")
-            until(lambda: [r[3] for r in rows(database, pending)] == [1, 1],
+            until(lambda: [r[3] for r in rows(pg_engine, pending)] == [1, 1],
                   what="two outbox rows, each tried once")
-            assert rows(database, pending) == [("hook", "trigger", "pending", 1),
+            assert rows(pg_engine, pending) == [("hook", "trigger", "pending", 1),
                                                ("team", "trigger", "pending", 1)]
-            assert rows(database, "SELECT state FROM alerts") == [("firing",)]
+            assert rows(pg_engine, "SELECT state FROM alerts") == [("firing",)]
             assert len(hook.requests) == 1 and len(slack.requests) == 1  # the refused tries
 
             a.kill()
@@ -141,10 +130,10 @@ def test_two_replicas_one_alert_one_notification_per_channel(
             assert hook.requests[1].json()["type"] == "alert.trigger"
             assert hook.requests[0].headers["webhook-id"] == hook.requests[1].headers["webhook-id"]
             assert slack.requests[1].path == "/api/chat.postMessage"
-            assert rows(database, "SELECT notifier, state, attempts FROM notifications "
+            assert rows(pg_engine, "SELECT notifier, state, attempts FROM notifications "
                                   "ORDER BY notifier") == [("hook", "sent", 2),
                                                            ("team", "sent", 2)]
-            assert rows(database, "SELECT count(*) FROM delivery_attempts") == [(4,)]
+            assert rows(pg_engine, "SELECT count(*) FROM delivery_attempts") == [(4,)]
         finally:
             b.stop()
             a.stop()

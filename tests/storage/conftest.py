@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
-import pytest
 from sqlalchemy import Engine, text
 
 from hooks.payload import parse_json, read_prediction
 from storage.batch import NewEvent
-from storage.engine import make_engine
-from storage.migrate import upgrade
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url)
-    upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 def event(

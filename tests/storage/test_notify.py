@@ -41,16 +41,8 @@ class Listening:
 
 
 @pytest.fixture
-def pg(postgres_url: str) -> Iterator[Engine]:
-    engine = make_engine(postgres_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def listening(pg: Engine) -> Iterator[Listening]:
-    listener = Listening(pg)
+def listening(pg_engine: Engine) -> Iterator[Listening]:
+    listener = Listening(pg_engine)
     yield listener
     listener.close()
 
@@ -63,9 +55,9 @@ def outcome(pid: str, status: str, key: str, at: float) -> Any:
 
 @pytest.mark.postgres
 def test_only_a_batch_that_counted_a_failure_notifies(
-    pg: Engine, listening: Listening, clock: ManualClock
+    pg_engine: Engine, listening: Listening, clock: ManualClock
 ) -> None:
-    writer = Writer(pg, clock=clock)
+    writer = Writer(pg_engine, clock=clock)
     assert listening.channel.startswith("hookwatch_failed_") and len(listening.channel) == 33
 
     writer.commit([outcome("p1", "starting", "k1", clock.now),
@@ -90,7 +82,7 @@ def test_only_a_batch_that_counted_a_failure_notifies(
 
 @pytest.mark.postgres
 def test_the_channel_is_scoped_to_the_schema(
-    pg: Engine, listening: Listening, postgres_url: str, clock: ManualClock
+    pg_engine: Engine, listening: Listening, postgres_url: str, clock: ManualClock
 ) -> None:
     """Another installation (schema) in the same database notifies a channel of its own."""
     schema = "t_" + uuid.uuid4().hex[:12]
@@ -116,12 +108,7 @@ def test_the_channel_is_scoped_to_the_schema(
         admin.dispose()
 
 
-def test_sqlite_batches_issue_no_notify(sqlite_url: str, clock: ManualClock) -> None:
+def test_sqlite_batches_issue_no_notify(sqlite_engine: Engine, clock: ManualClock) -> None:
     """pg_notify does not exist on SQLite: a counted failure commits there all the same."""
-    engine = make_engine(sqlite_url)
-    try:
-        upgrade(engine)
-        result = Writer(engine, clock=clock).commit([outcome("p", "failed", "k", clock.now)])
-        assert [c.status for c in result.counted] == ["failed"]
-    finally:
-        engine.dispose()
+    result = Writer(sqlite_engine, clock=clock).commit([outcome("p", "failed", "k", clock.now)])
+    assert [c.status for c in result.counted] == ["failed"]
