@@ -88,7 +88,7 @@ def _text(value: Any, limit: int, tail: bool = False) -> str | None:
         text = value
     else:
         try:
-            text = json.dumps(value, default=str)[:limit]
+            text = json.dumps(value, default=str)
         except (RecursionError, ValueError):  # nesting deeper than Python's recursion limit
             text = f"<{type(value).__name__} too deeply nested to show>"
     return clean(text[-limit:] if tail else text[:limit])
