@@ -24,7 +24,7 @@ from hookwatch.metrics import Metrics
 from hookwatch.runtime import Runtime
 from hookwatch.settings import Settings
 from notifiers.worker import start_delivery, stop_delivery
-from storage.engine import make_engine
+from storage.engine import make_engine, writer_process_config
 from storage.migrate import require_current, upgrade
 from storage.writer import Writer
 
@@ -65,7 +65,14 @@ def create_app(
         config=config,
         engine=engine,
         verifier=verifier,
-        writer=Writer(engine, batch_max=settings.batch_max, clock=clock),
+        writer=Writer(
+            engine,
+            batch_max=settings.batch_max,
+            clock=clock,
+            process=writer_process_config(engine, sqlite_synchronous=settings.sqlite_synchronous)
+            if settings.writer_process
+            else None,
+        ),
         metrics=Metrics(),
         clock=clock,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
@@ -20,5 +22,12 @@ class Metrics:
             registry=self.registry,
         )
 
+        self._webhook_results: dict[str, Any] = {}
+
     def webhook(self, result: str) -> None:
-        self.webhooks.labels(result).inc()
+        # labels() builds and looks up a key each call; the children are kept (results are
+        # a fixed, small set of codes), since this runs for every webhook.
+        child = self._webhook_results.get(result)
+        if child is None:
+            child = self._webhook_results[result] = self.webhooks.labels(result)
+        child.inc()

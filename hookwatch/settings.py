@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     # https://www.sqlite.org/pragma.html#pragma_synchronous
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     batch_max: int = 256
+    # Commit batches in a process of their own (storage/writer_child.py), off the GIL.
+    writer_process: bool = True
     evaluate_interval: float = 15.0
     deliver_interval: float = 2.0
     reconcile_after: float = 600.0

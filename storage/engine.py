@@ -8,6 +8,42 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from storage.writer_child import ChildConfig
+
+# Room for every power-of-two variant of the writer's statements (storage.batch).
+SQLITE_CONNECT_ARGS = {"check_same_thread": False, "timeout": 30, "cached_statements": 256}
+
+
+def sqlite_pragmas(synchronous: str) -> list[str]:
+    """Run on every SQLite connection. WAL: readers never block the single writer
+    (https://www.sqlite.org/wal.html)."""
+    sync = synchronous.upper()
+    if sync not in ("FULL", "NORMAL"):
+        raise ValueError("sqlite_synchronous must be FULL or NORMAL")
+    return [
+        "PRAGMA journal_mode=WAL",
+        f"PRAGMA synchronous={sync}",
+        "PRAGMA foreign_keys=ON",
+        "PRAGMA busy_timeout=30000",
+    ]
+
+
+def writer_process_config(
+    engine: Engine, *, sqlite_synchronous: str = "FULL", retries: int = 3
+) -> ChildConfig | None:
+    """How the writer's own process connects to this engine's database; None when it cannot
+    (an in-memory SQLite database lives in this process only)."""
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if not database or database == ":memory:" or engine.url.query.get("mode") == "memory":
+            return None
+        return ChildConfig("sqlite", [database], dict(SQLITE_CONNECT_ARGS),
+                           sqlite_pragmas(sqlite_synchronous), retries)
+    args, kwargs = engine.dialect.create_connect_args(engine.url)
+    # SQLAlchemy's own type adapters stay here: the writer binds plain values only.
+    kwargs = {k: v for k, v in kwargs.items() if k != "context"}
+    return ChildConfig(engine.dialect.name, list(args), kwargs, [], retries)
+
 
 def make_engine(url: str, *, sqlite_synchronous: str = "FULL", echo: bool = False) -> Engine:
     parsed = make_url(url)
@@ -15,25 +51,15 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", echo: bool = Fals
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url,
-            echo=echo,
-            # Room for every power-of-two variant of the writer's statements (storage.batch).
-            connect_args={"check_same_thread": False, "timeout": 30, "cached_statements": 256},
-            pool_size=8,
-            max_overflow=8,
+            url, echo=echo, connect_args=SQLITE_CONNECT_ARGS, pool_size=8, max_overflow=8
         )
-        sync = sqlite_synchronous.upper()
-        if sync not in ("FULL", "NORMAL"):
-            raise ValueError("sqlite_synchronous must be FULL or NORMAL")
+        pragmas = sqlite_pragmas(sqlite_synchronous)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            # https://www.sqlite.org/wal.html: readers never block the single writer.
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute(f"PRAGMA synchronous={sync}")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            for pragma in pragmas:
+                cur.execute(pragma)
             cur.close()
 
         return engine

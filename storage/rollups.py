@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import operator
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from storage.tables import RESOLUTIONS
-
+RESOLUTIONS = (60, 3600, 86400)
+"""Bucket widths kept for every scope: minutes for short windows, hours and days for long ones."""
 SCOPES = ("model", "deployment", "version")
 OUTCOMES = ("succeeded", "failed", "canceled", "aborted")
 HIST_BINS = 64
@@ -67,6 +70,13 @@ class Counted:
     predict_time: float | None
     queue_time: float | None
     error: str | None
+
+    def __reduce__(self) -> tuple[type[Counted], tuple[Any, ...]]:
+        # Sent back by the writer process after every batch (see storage.batch.NewEvent).
+        return Counted, _counted_fields(self)
+
+
+_counted_fields = operator.attrgetter(*(f.name for f in dataclasses.fields(Counted)))
 
 
 BucketKey = tuple[int, int, str, str]  # resolution, start, scope, name

@@ -8,9 +8,6 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
-RESOLUTIONS = (60, 3600, 86400)
-"""Bucket widths kept for every scope: minutes for short windows, hours and days for long ones."""
-
 
 class Event(SQLModel, table=True):
     """One accepted webhook, as received. Pruned after the retention period."""

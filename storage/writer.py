@@ -1,7 +1,8 @@
 """The group-commit writer: requests wait while their batch commits, then get their answer.
 
 Requests queue up while the previous batch is in the database, so under load each fsync
-carries many events; alone, an event commits at once.
+carries many events; alone, an event commits at once. Batches are committed by the writer's
+own process (storage.writer_child) when one is given, else on a thread of this one.
 """
 
 from __future__ import annotations
@@ -9,25 +10,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-import psycopg
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
 
-from storage.batch import BatchResult, NewEvent, commit_batch
+from storage.batch import BatchResult, NewEvent
 from storage.rollups import Counted
+from storage.transaction import commit_events
+from storage.writer_child import ChildConfig, ChildFailed, WriterChild
 
 log = logging.getLogger("hookwatch.writer")
 
-# Raised by the drivers themselves, since the writer talks to them without SQLAlchemy.
-_DB_ERRORS: tuple[type[Exception], ...] = (DBAPIError, sqlite3.Error, psycopg.Error)
-
 Clock = Callable[[], float]
 OnCommit = Callable[[list[Counted]], None]
+
+
+IN_FLIGHT = 4
+"""Batches sent to the writer process before the first is answered: while one commits, the
+next ones wait in the pipe, so the child never idles between batches. More in flight means
+smaller batches, so more commits; measured under wrk, 4 beat 1, 2 and 3 (bench/README.md)."""
 
 
 class WriterUnavailable(Exception):
@@ -43,21 +47,35 @@ class Writer:
         clock: Clock = time.time,
         on_commit: OnCommit | None = None,
         retries: int = 3,
+        process: ChildConfig | None = None,
     ) -> None:
         self._engine = engine
         self._batch_max = batch_max
         self._clock = clock
         self.on_commit = on_commit
         self._retries = retries
+        self._child = WriterChild(process) if process is not None else None
         self._queue: asyncio.Queue[tuple[NewEvent, asyncio.Future[bool]]] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hookwatch-writer")
         self._task: asyncio.Task[None] | None = None
+        self._in_flight = IN_FLIGHT if self._child is not None else 1
+        self._committing: set[asyncio.Task[None]] = set()
         self.batches = 0
         self.events = 0
         self.retried: list[str] = []  # why each retried batch failed (SQLSTATE or message)
 
     async def start(self) -> None:
+        if self._child is not None:
+            try:
+                await self._child.start()
+            except ChildFailed as exc:  # tried again with the first batch
+                log.error("the writer process did not start: %s", exc)
         self._task = asyncio.create_task(self._run(), name="hookwatch-writer")
+
+    @property
+    def process_id(self) -> int | None:
+        """The writer process's id; None when batches commit in this process (or it is down)."""
+        return self._child.pid if self._child is not None else None
 
     async def stop(self) -> None:
         """Commit what is queued, then stop."""
@@ -68,6 +86,8 @@ class Writer:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        if self._child is not None:
+            await self._child.stop()
         self._executor.shutdown(wait=True)
         log.info("writer stopped: %d events committed in %d batches", self.events, self.batches)
 
@@ -79,24 +99,37 @@ class Writer:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(self._in_flight)
         while True:
+            await slots.acquire()
             items = [await self._queue.get()]
             while len(items) < self._batch_max and not self._queue.empty():
                 items.append(self._queue.get_nowait())
-            try:
-                await self._commit_items(loop, items)
-            finally:
-                for _ in items:
-                    self._queue.task_done()
+            task = asyncio.create_task(self._commit_batch(loop, items, slots))
+            self._committing.add(task)  # held, so the task is not collected mid-flight
+            task.add_done_callback(self._committing.discard)
+
+    async def _commit_batch(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        items: list[tuple[NewEvent, asyncio.Future[bool]]],
+        slots: asyncio.Semaphore,
+    ) -> None:
+        try:
+            await self._commit_items(loop, items)
+        finally:
+            slots.release()
+            for _ in items:
+                self._queue.task_done()
 
     async def _commit_items(
         self, loop: asyncio.AbstractEventLoop, items: list[tuple[NewEvent, asyncio.Future[bool]]]
     ) -> None:
         events = [event for event, _ in items]
         try:
-            result = await loop.run_in_executor(self._executor, self.commit, events)
+            result = await self._commit(loop, events)
         except Exception as exc:
-            log.error("batch of %d events not committed: %s", len(events), type(exc).__name__)
+            log.error("batch of %d events not committed: %s", len(events), _reason(exc))
             if len(items) > 1:
                 # One bad event must not cost its batch-mates their answer: go one by one.
                 for item in items:
@@ -104,7 +137,7 @@ class Writer:
                 return
             for _, future in items:
                 if not future.done():
-                    future.set_exception(WriterUnavailable(type(exc).__name__))
+                    future.set_exception(WriterUnavailable(_reason(exc)))
             return
         for (_, future), dup in zip(items, result.duplicates, strict=True):
             if not future.done():
@@ -116,46 +149,37 @@ class Writer:
                 log.exception("on_commit hook failed")
 
     def commit(self, events: Sequence[NewEvent]) -> BatchResult:
-        """One transaction for the batch, retried on deadlocks and serialisation failures."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                result = self._commit_once(events)
-                self.batches += 1
-                self.events += len(events)
-                return result
-            except _DB_ERRORS as exc:
-                if attempt >= self._retries or not _retryable(exc):
-                    raise
-                orig = getattr(exc, "orig", exc)
-                self.retried.append(getattr(orig, "sqlstate", None) or type(orig).__name__)
-                time.sleep(0.01 * attempt)
+        """Commit in this process: one transaction, retried on deadlocks and busy locks."""
+        result = commit_events(
+            self._pooled, events, now=self._clock(), dialect=self._engine.dialect.name,
+            retries=self._retries, retried=self.retried,
+        )
+        self._count(events)
+        return result
 
-    def _commit_once(self, events: Sequence[NewEvent]) -> BatchResult:
+    async def _commit(self, loop: asyncio.AbstractEventLoop, events: list[NewEvent]) -> BatchResult:
+        if self._child is None:
+            return await loop.run_in_executor(self._executor, self.commit, events)
+        result, retried = await self._child.commit(events, self._clock())
+        self.retried.extend(retried)
+        self._count(events)
+        return result
+
+    def _count(self, events: Sequence[NewEvent]) -> None:
+        self.batches += 1
+        self.events += len(events)
+
+    @contextlib.contextmanager
+    def _pooled(self) -> Iterator[Any]:
         # A pooled DBAPI connection (the engine's PRAGMAs applied), used without SQLAlchemy's
         # per-statement machinery: this runs once per batch on the hot path.
         raw = self._engine.raw_connection()
         try:
-            cursor = raw.cursor()
-            try:
-                result = commit_batch(
-                    cursor, events, now=self._clock(), dialect=self._engine.dialect.name
-                )
-                raw.commit()
-            except BaseException:
-                raw.rollback()
-                raise
-            finally:
-                cursor.close()
+            yield raw
         finally:
             raw.close()
-        return result
 
 
-def _retryable(exc: Exception) -> bool:
-    orig = getattr(exc, "orig", exc)
-    code = getattr(orig, "sqlstate", None)
-    if code in ("40001", "40P01"):  # serialization_failure, deadlock_detected
-        return True
-    return "database is locked" in str(orig)
+def _reason(exc: Exception) -> str:
+    """What may be logged: the error's name (a driver's message can quote refused values)."""
+    return str(exc) if isinstance(exc, ChildFailed) else type(exc).__name__

@@ -6,14 +6,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+import pytest
 from sqlalchemy import Engine, text
 
+from storage.engine import writer_process_config
 from storage.writer import Writer, WriterUnavailable
 from tests.conftest import ManualClock
 from tests.storage.conftest import event
 
 
-def test_one_bad_event_does_not_sink_its_batch(engine: Engine, clock: ManualClock) -> None:
+@pytest.mark.parametrize("in_child", [True, False], ids=["writer-process", "writer-thread"])
+def test_one_bad_event_does_not_sink_its_batch(
+    engine: Engine, clock: ManualClock, in_child: bool
+) -> None:
     good = [event({"id": f"ok{i}", "status": "failed", "model": "m"}, key=f"id:ok{i}",
                   at=clock.now) for i in range(3)]
     # A lone surrogate cannot be encoded for either database; the receiver cleans these,
@@ -22,7 +27,8 @@ def test_one_bad_event_does_not_sink_its_batch(engine: Engine, clock: ManualCloc
                               error="\ud800 unencodable")
 
     async def submit_together() -> list[object]:
-        writer = Writer(engine, clock=clock)
+        process = writer_process_config(engine) if in_child else None
+        writer = Writer(engine, clock=clock, process=process)
         await writer.start()
         try:
             return await asyncio.gather(

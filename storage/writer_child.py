@@ -1,0 +1,259 @@
+"""The writer's own process: batches are committed there, off the event loop's GIL.
+
+In-process, the writer thread and the event loop share one GIL, and SQLite's driver gives it
+up around every step: under load each batch waited on the busy loop for most of its time
+(bench/README.md has the figures). A child process commits with a core of its own, while the
+parent's writer thread only sends the batch and waits, without the GIL, for the answer.
+
+Frames on the child's stdin and stdout: a 4-byte big-endian length, then a pickle. The pipe
+is private to the two processes. The child ignores SIGINT and SIGTERM: a Ctrl-C or a signal
+to the process group must not kill it while the parent still drains its queue. It exits when
+its stdin closes, so it never outlives the parent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pickle
+import signal
+import struct
+import sys
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from storage.batch import BatchResult, NewEvent
+from storage.transaction import commit_events
+
+log = logging.getLogger("hookwatch.writer")
+
+_LENGTH = struct.Struct(">I")
+START_TIMEOUT = 30.0
+
+
+Answer = tuple[BatchResult, list[str]]
+
+
+class ChildFailed(Exception):
+    """The child did not commit the batch: its error's name, or how it went away."""
+
+
+@dataclass
+class ChildConfig:
+    """How the child connects: the DBAPI driver's own arguments, then setup statements."""
+
+    dialect: str  # sqlite | postgresql
+    args: list[Any]
+    kwargs: dict[str, Any]
+    setup: list[str] = field(default_factory=list)  # e.g. SQLite PRAGMAs, run per connection
+    retries: int = 3
+
+
+def _frame(message: Any) -> bytes:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(data)) + data
+
+
+def _send(stream: IO[bytes], message: Any) -> None:
+    stream.write(_frame(message))
+    stream.flush()
+
+
+def _receive(stream: IO[bytes]) -> Any:
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        raise EOFError
+    size = _LENGTH.unpack(head)[0]
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError
+    return pickle.loads(data)  # noqa: S301 - a private pipe between our own two processes
+
+
+class WriterChild:
+    """The parent's handle: one child, started on demand, batches pipelined in order.
+
+    It runs on the event loop, like the requests it answers: a thread between the two would
+    wait for the busy loop's GIL twice a batch. Several batches may be in the pipe at once, so
+    the child starts the next as soon as it has committed the last. Answers come back in the
+    order sent, each to its batch's future.
+    """
+
+    def __init__(self, config: ChildConfig) -> None:
+        self._config = config
+        self._proc: asyncio.subprocess.Process | None = None
+        self._pending: deque[asyncio.Future[Answer]] = deque()
+        self._starting = asyncio.Lock()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._started()
+
+    @property
+    def pid(self) -> int | None:
+        """The running child's process id, if one runs."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.returncode is None else None
+
+    async def commit(self, events: Sequence[NewEvent], now: float) -> Answer:
+        """The batch's result and the reasons for any retries; ChildFailed if not committed."""
+        proc = await self._started()
+        assert proc.stdin is not None
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        # Appended and written with no await between: the pipe's order is the futures' order.
+        self._pending.append(future)
+        proc.stdin.write(_frame((now, list(events))))
+        # If the child is gone, its reader fails every pending future, this one too.
+        with contextlib.suppress(ConnectionError):
+            await proc.stdin.drain()  # waits while the pipe is full
+        return await future
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        assert proc.stdin is not None
+        proc.stdin.close()  # the child answers what it has, then exits
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        if self._reader is not None:
+            await self._reader
+
+    async def _started(self) -> asyncio.subprocess.Process:
+        async with self._starting:
+            if self._proc is not None and self._proc.returncode is None:
+                return self._proc
+            # The package root on the path, whatever the parent's working directory.
+            root = str(Path(__file__).resolve().parent.parent)
+            path = os.environ.get("PYTHONPATH")
+            env = {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "storage.writer_child",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+            )
+            assert proc.stdin is not None
+            try:
+                # The config carries the password: over the pipe, never on the command line.
+                proc.stdin.write(_frame(self._config))
+                await proc.stdin.drain()
+                answer = await asyncio.wait_for(_read_frame(proc), START_TIMEOUT)
+            except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+                answer = ("error", "the writer process did not start")
+            if answer[0] != "ready":
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+                raise ChildFailed(answer[1])
+            self._proc = proc
+            self._pending = deque()
+            self._reader = asyncio.create_task(self._read_answers(proc, self._pending))
+            log.debug("writer process %d started", proc.pid)
+            return proc
+
+    async def _read_answers(
+        self, proc: asyncio.subprocess.Process, pending: deque[asyncio.Future[Answer]]
+    ) -> None:
+        try:
+            while True:
+                answer = await _read_frame(proc)
+                future = pending.popleft()
+                if future.done():
+                    continue
+                if answer[0] == "ok":
+                    future.set_result((answer[1], answer[2]))
+                else:
+                    future.set_exception(ChildFailed(answer[1]))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            if self._proc is proc:
+                self._proc = None  # no batch goes to this child any more
+            for future in pending:
+                if not future.done():
+                    future.set_exception(ChildFailed("the writer process exited"))
+            pending.clear()
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+
+async def _read_frame(proc: asyncio.subprocess.Process) -> Any:
+    assert proc.stdout is not None
+    head = await proc.stdout.readexactly(_LENGTH.size)
+    data = await proc.stdout.readexactly(_LENGTH.unpack(head)[0])
+    return pickle.loads(data)  # noqa: S301 - a private pipe between our own two processes
+
+
+def _connect(config: ChildConfig) -> Any:
+    if config.dialect == "sqlite":
+        import sqlite3
+
+        conn: Any = sqlite3.connect(*config.args, **config.kwargs)
+    else:
+        import psycopg
+
+        conn = psycopg.connect(*config.args, **config.kwargs)
+    cursor = conn.cursor()
+    for statement in config.setup:
+        cursor.execute(statement)
+    cursor.close()
+    conn.commit()
+    return conn
+
+
+class _Connection:
+    """The child's one connection, opened again after it breaks."""
+
+    def __init__(self, config: ChildConfig) -> None:
+        self.config = config
+        self.conn: Any = _connect(config)
+
+    @contextlib.contextmanager
+    def lend(self) -> Iterator[Any]:
+        if self.conn is None or getattr(self.conn, "closed", False):
+            self.conn = _connect(self.config)
+        try:
+            yield self.conn
+        except Exception:
+            if getattr(self.conn, "closed", False):
+                self.conn = None
+            raise
+
+
+def main() -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    config: ChildConfig = _receive(stdin)
+    try:
+        connection = _Connection(config)
+    except Exception as exc:
+        _send(stdout, ("error", f"cannot connect: {type(exc).__name__}"))
+        return 1
+    _send(stdout, ("ready",))
+    while True:
+        try:
+            now, events = _receive(stdin)
+        except EOFError:
+            return 0
+        retried: list[str] = []
+        try:
+            result = commit_events(connection.lend, events, now=now, dialect=config.dialect,
+                                   retries=config.retries, retried=retried)
+        except Exception as exc:
+            # The name only: a driver's message can quote the values it refused.
+            _send(stdout, ("error", type(exc).__name__))
+            continue
+        _send(stdout, ("ok", result, retried))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""The writer's own process: commits in order, survives a crash, never outlives its parent,
+and never holds a credential on its command line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from sqlalchemy import Engine
+
+from storage.batch import NewEvent
+from storage.engine import writer_process_config
+from storage.writer import Writer, WriterUnavailable
+from storage.writer_child import ChildConfig, ChildFailed, WriterChild
+from tests.conftest import ManualClock
+from tests.storage.conftest import event, scalar
+
+T = TypeVar("T")
+
+
+def events(n: int, at: float, prefix: str = "p") -> list[NewEvent]:
+    return [event({"id": f"{prefix}{i}", "status": "succeeded", "model": "m"},
+                  key=f"id:{prefix}{i}", at=at) for i in range(n)]
+
+
+def run_writer(
+    engine: Engine, clock: ManualClock, body: Callable[[Writer], Awaitable[T]]
+) -> T:
+    async def main() -> T:
+        writer = Writer(engine, clock=clock, process=writer_process_config(engine))
+        await writer.start()
+        try:
+            return await body(writer)
+        finally:
+            await writer.stop()
+
+    return asyncio.run(main())
+
+
+def child_pid(writer: Writer) -> int:
+    pid = writer.process_id
+    assert pid is not None, "the writer has no running child"
+    return pid
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status").read_text()
+    return "State:\tZ" not in status
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+def test_batches_commit_in_the_child(engine: Engine, clock: ManualClock) -> None:
+    batch = events(50, clock.now)
+
+    async def body(writer: Writer) -> list[bool]:
+        pid = child_pid(writer)
+        assert pid != os.getpid() and alive(pid)
+        return list(await asyncio.gather(*(writer.submit(e) for e in batch)))
+
+    answers = run_writer(engine, clock, body)
+    assert answers == [False] * 50
+    assert scalar(engine, "SELECT count(*) FROM events") == 50
+    assert scalar(engine, "SELECT sum(succeeded) FROM outcome_buckets "
+                          "WHERE resolution = 60 AND scope = 'model'") == 50
+
+
+def test_batches_in_flight_together_see_each_other(
+    sqlite_engine: Engine, clock: ManualClock
+) -> None:
+    """Two batches in the pipe at once with the same webhook: the second finds it stored."""
+    config = writer_process_config(sqlite_engine)
+    assert config is not None
+    first, again = events(1, clock.now), events(1, clock.now)
+
+    async def main() -> list[bool]:
+        child = WriterChild(config)
+        try:
+            answers = await asyncio.gather(child.commit(first, clock.now),
+                                           child.commit(again, clock.now))
+        finally:
+            await child.stop()
+        return [result.duplicates[0] for result, _ in answers]
+
+    assert asyncio.run(main()) == [False, True]
+    assert scalar(sqlite_engine, "SELECT event_count FROM predictions WHERE id = 'p0'") == 1
+
+
+def test_a_killed_child_loses_no_acknowledged_event_and_is_replaced(
+    sqlite_engine: Engine, clock: ManualClock
+) -> None:
+    batch = events(400, clock.now)
+
+    async def body(writer: Writer) -> tuple[list[object], list[bool], int, int]:
+        first = child_pid(writer)
+        pending = [asyncio.ensure_future(writer.submit(e)) for e in batch]
+        await asyncio.sleep(0)  # the first batches are on their way
+        os.kill(first, signal.SIGKILL)
+        answers = await asyncio.gather(*pending, return_exceptions=True)
+        after = await asyncio.gather(*(writer.submit(e) for e in events(5, clock.now, "q")))
+        return list(answers), list(after), first, child_pid(writer)
+
+    answers, after, first, second = run_writer(sqlite_engine, clock, body)
+    acknowledged = {e.prediction_id for e, a in zip(batch, answers, strict=True) if a is False}
+    refused = [a for a in answers if isinstance(a, BaseException)]
+    assert all(isinstance(a, WriterUnavailable) for a in refused)
+    stored = set(scalar_list(sqlite_engine, "SELECT prediction_id FROM events"))
+    assert acknowledged <= stored  # every 2xx was committed
+    assert after == [False] * 5 and second != first  # a new child took over
+    assert not alive(first)
+
+
+def scalar_list(engine: Engine, sql: str) -> list[str]:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return [str(v) for v in conn.execute(text(sql)).scalars()]
+
+
+def test_the_child_ignores_group_signals_and_exits_with_the_writer(
+    sqlite_engine: Engine, clock: ManualClock
+) -> None:
+    """Ctrl-C or SIGTERM to the process group must not kill the child mid-drain; closing
+    its stdin (the writer stopping, or the parent dying) ends it."""
+
+    async def body(writer: Writer) -> int:
+        pid = child_pid(writer)
+        os.kill(pid, signal.SIGINT)
+        os.kill(pid, signal.SIGTERM)
+        await asyncio.sleep(0.2)
+        assert alive(pid)
+        assert await writer.submit(events(1, clock.now)[0]) is False
+        assert child_pid(writer) == pid
+        return pid
+
+    pid = run_writer(sqlite_engine, clock, body)
+    deadline = time.monotonic() + 5
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(pid)
+
+
+def test_no_credential_on_the_command_line(
+    sqlite_engine: Engine, clock: ManualClock
+) -> None:
+    config = writer_process_config(sqlite_engine)
+    assert config is not None
+
+    async def body(writer: Writer) -> str:
+        return Path(f"/proc/{child_pid(writer)}/cmdline").read_bytes().decode()
+
+    cmdline = run_writer(sqlite_engine, clock, body)
+    assert cmdline.split("\0")[1:3] == ["-m", "storage.writer_child"]
+    assert str(config.args[0]) not in cmdline
+
+
+def test_a_child_that_cannot_connect_refuses_with_503(
+    sqlite_engine: Engine, clock: ManualClock, tmp_path: Path
+) -> None:
+    config = ChildConfig("sqlite", [str(tmp_path / "missing" / "dir" / "x.db")], {})
+
+    async def main() -> object:
+        with pytest.raises(ChildFailed, match="cannot connect: OperationalError"):
+            await WriterChild(config).start()
+        writer = Writer(sqlite_engine, clock=clock, process=config)
+        await writer.start()  # logs the failure; each batch tries again
+        try:
+            return await asyncio.gather(writer.submit(events(1, clock.now)[0]),
+                                        return_exceptions=True)
+        finally:
+            await writer.stop()
+
+    [answer] = asyncio.run(main())  # type: ignore[misc]
+    assert isinstance(answer, WriterUnavailable)  # the receiver's 503
+    assert scalar(sqlite_engine, "SELECT count(*) FROM events") == 0
+
+
+def test_events_and_outcomes_cross_the_pipe_whole() -> None:
+    """Every field survives the pickle both ways (the classes pickle as plain tuples)."""
+    import dataclasses
+    import pickle
+
+    from storage.rollups import Counted
+
+    ev = NewEvent(
+        dedup_key="id:m", prediction_id="p", status="failed", source="signed", received_at=1.5,
+        sent_at=1.0, headers='{"a":"b"}', body=b'{"id":"p"}', model="acme/m", version="v",
+        deployment="acme/d", error="boom \ud800", logs="l", created_at=0.5, started_at=0.75,
+        completed_at=1.25, predict_time=0.5,
+    )
+    assert all(v is not None for v in dataclasses.astuple(ev))
+    back = pickle.loads(pickle.dumps(ev))
+    assert back == ev and back.rank == ev.rank
+    counted = Counted("p", "failed", "m", "d", "v", 0.5, 0.25, "boom")
+    assert pickle.loads(pickle.dumps(counted)) == counted
