@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from hooks.limits import DEADLINE, RequestDeadline
 from hooks.payload import PayloadError, parse_json, read_prediction
 from hooks.signature import AuthError
 from storage.batch import NewEvent
@@ -77,17 +78,18 @@ def _too_slow() -> Refused:
     return Refused(408, "body_timeout", "the body did not arrive in time", _CLOSE)
 
 
-async def read_body(receive: Receive, declared: str | None, limit: int, timeout: float) -> bytes:
-    """The body, never reading past limit; a trickling sender is cut off after timeout."""
+async def read_body(
+    receive: Receive, declared: str | None, limit: int, timeout: float | None
+) -> bytes:
+    """The body, never reading past limit; a trickling sender is cut off after timeout.
+
+    timeout None: the server keeps the request's deadline itself (hooks.limits).
+    """
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     # One deadline for the whole body, its first byte included (a sender may send none).
-    deadline = asyncio.get_running_loop().time() + timeout
-    try:
-        async with asyncio.timeout_at(deadline):
-            message = await receive()
-    except TimeoutError:
-        raise _too_slow() from None
+    deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+    message = await _next(receive, deadline)
     body = message.get("body", b"")
     size = len(body)
     if size > limit:  # the first message may already hold more than the cap
@@ -95,21 +97,27 @@ async def read_body(receive: Receive, declared: str | None, limit: int, timeout:
     if not message.get("more_body", False) and message["type"] == "http.request":
         return bytes(body)
     chunks = [body]
-    try:
-        async with asyncio.timeout_at(deadline):
-            # An http.disconnect message has no more_body, so it ends the loop (checked below).
-            while message.get("more_body", False):
-                message = await receive()
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    raise _too_large(limit)
-                chunks.append(chunk)
-    except TimeoutError:
-        raise _too_slow() from None
+    # An http.disconnect message has no more_body, so it ends the loop (checked below).
+    while message.get("more_body", False):
+        message = await _next(receive, deadline)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
     if message["type"] == "http.disconnect":
         raise Refused(400, "client_disconnected", "the client went away mid-body")
     return b"".join(chunks)
+
+
+async def _next(receive: Receive, deadline: float | None) -> Message:
+    if deadline is None:
+        return await receive()
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await receive()
+    except TimeoutError:
+        raise _too_slow() from None
 
 
 def is_json_media_type(content_type: str | None) -> bool:
@@ -129,9 +137,17 @@ async def _ingest(runtime: Runtime, scope: Scope, receive: Receive) -> tuple[str
     settings = runtime.settings
     # ASGI header names arrive lower-cased (https://asgi.readthedocs.io/en/latest/specs/www.html).
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-    body = await read_body(
-        receive, headers.get("content-length"), settings.max_body_bytes, settings.body_timeout
-    )
+    # Under `hookwatch serve` the server times the request out (hooks.limits); elsewhere, this.
+    deadline: RequestDeadline | None = scope.get("extensions", {}).get(DEADLINE)
+    try:
+        body = await read_body(
+            receive, headers.get("content-length"), settings.max_body_bytes,
+            None if deadline is not None else settings.body_timeout,
+        )
+    except Refused:
+        if deadline is not None and deadline.expired:  # the server sent its 408 already
+            raise _too_slow() from None
+        raise
     now = runtime.clock()
     try:
         auth = runtime.verifier.verify(headers, body, now)

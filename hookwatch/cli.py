@@ -93,7 +93,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_keep_alive=30,
         h11_max_incomplete_event_size=64 * 1024,
         # httptools ignores the h11 limit above: hooks/limits.py caps head size and time.
-        http=LimitedHttpToolsProtocol.configured(head_timeout=settings.body_timeout),
+        http=LimitedHttpToolsProtocol.configured(request_timeout=settings.body_timeout),
     )
     return 0
 

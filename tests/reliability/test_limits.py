@@ -122,6 +122,9 @@ def test_trickled_body_is_cut_off_with_408(serve: Serve) -> None:
     assert b'"body_timeout"' in response
     assert elapsed < 3 * BODY_TIMEOUT
     still_up(serve)
+    # The server's deadline cut it, and the receiver still counted it as a body timeout.
+    metrics = httpx.get(serve.url + "/metrics", timeout=5).text
+    assert 'hookwatch_webhooks_received_total{result="body_timeout"}' in metrics
 
 
 def test_body_that_never_starts_is_cut_off_with_408(serve: Serve) -> None:
@@ -189,6 +192,21 @@ def test_silent_connection_is_closed(serve: Serve) -> None:
         elapsed = time.monotonic() - began
     assert status_of(response) == 408
     assert elapsed < 3 * BODY_TIMEOUT
+
+
+def test_an_idle_kept_alive_connection_is_not_timed_out_by_its_last_request(
+    serve: Serve,
+) -> None:
+    """Each request has its own deadline, from its first byte: the time a connection waits
+    between requests is not counted against the next one."""
+    request = (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    with connect(serve) as sock:
+        sock.sendall(request)
+        first = sock.recv(65536)
+        time.sleep(2 * BODY_TIMEOUT)  # well past one request's deadline, within keep-alive
+        sock.sendall(request)
+        second = sock.recv(65536)
+    assert status_of(first) == 200 and status_of(second) == 200
 
 
 def test_keep_alive_requests_still_work(serve: Serve) -> None:
