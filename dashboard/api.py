@@ -109,6 +109,8 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
     except Exception as exc:
         checks["database"] = f"unreachable ({type(exc).__name__})"
     checks.update(runtime.extras.get("readiness", {}))
+    # Reported, not required: a writer process that is down is started again with the next batch.
+    checks["writer"] = runtime.writer.describe()
     ready = checks.get("database") == "ok" and checks.get("migrations") == "current"
     return JSONResponse(
         {"status": "ready" if ready else "not_ready", "checks": checks},

@@ -77,6 +77,16 @@ class Writer:
         """The writer process's id; None when batches commit in this process (or it is down)."""
         return self._child.pid if self._child is not None else None
 
+    def describe(self) -> str:
+        """For /readyz: where batches commit, and whether that is up."""
+        if self._child is None:
+            return "in-process"
+        pid = self._child.pid
+        if pid is not None:
+            return f"process {pid}"
+        failure = self._child.last_failure
+        return f"process down ({failure})" if failure else "process not started"
+
     async def stop(self) -> None:
         """Commit what is queued, then stop."""
         if self._task is None:

@@ -21,6 +21,7 @@ import pickle
 import signal
 import struct
 import sys
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,9 @@ log = logging.getLogger("hookwatch.writer")
 
 _LENGTH = struct.Struct(">I")
 START_TIMEOUT = 30.0
+RESTART_AFTER = 1.0
+"""After a failed start, batches are refused (503) this long before the next try: a database
+that is down must not cost a process spawn per batch."""
 
 
 Answer = tuple[BatchResult, list[str]]
@@ -90,6 +94,8 @@ class WriterChild:
         self._pending: deque[asyncio.Future[Answer]] = deque()
         self._starting = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
+        self._failed_at: float | None = None  # monotonic time of the last failed start
+        self.last_failure: str | None = None
 
     async def start(self) -> None:
         await self._started()
@@ -131,6 +137,8 @@ class WriterChild:
         async with self._starting:
             if self._proc is not None and self._proc.returncode is None:
                 return self._proc
+            if self._failed_at is not None and time.monotonic() - self._failed_at < RESTART_AFTER:
+                raise ChildFailed(f"the writer process is down ({self.last_failure})")
             # The package root on the path, whatever the parent's working directory.
             root = str(Path(__file__).resolve().parent.parent)
             path = os.environ.get("PYTHONPATH")
@@ -151,7 +159,9 @@ class WriterChild:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
+                self._failed_at, self.last_failure = time.monotonic(), answer[1]
                 raise ChildFailed(answer[1])
+            self._failed_at = self.last_failure = None
             self._proc = proc
             self._pending = deque()
             self._reader = asyncio.create_task(self._read_answers(proc, self._pending))

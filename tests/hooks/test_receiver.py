@@ -271,6 +271,19 @@ def test_health_and_readiness(client: TestClient) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"]["database"] == "ok"
+    pid = client.app.state.runtime.writer.process_id  # type: ignore[attr-defined]
+    assert pid is not None and ready.json()["checks"]["writer"] == f"process {pid}"
+
+
+def test_the_writer_thread_serves_when_the_process_is_turned_off(
+    app_factory: Callable[..., FastAPI], clock: ManualClock
+) -> None:
+    with TestClient(app_factory(writer_process=False)) as client:
+        body = doc(id="p1", status="succeeded")
+        assert client.post("/hooks/replicate", content=body,
+                           headers=signed_headers(body, timestamp=clock.now)).status_code == 200
+        assert client.get("/readyz").json()["checks"]["writer"] == "in-process"
+        assert rows(client, "events") == 1
 
 
 def test_token_dedup_tells_bodies_apart_even_with_the_longest_id(client: TestClient) -> None:

@@ -172,8 +172,9 @@ def test_a_child_that_cannot_connect_refuses_with_503(
         with pytest.raises(ChildFailed, match="cannot connect: OperationalError"):
             await WriterChild(config).start()
         writer = Writer(sqlite_engine, clock=clock, process=config)
-        await writer.start()  # logs the failure; each batch tries again
+        await writer.start()  # logs the failure; a batch tries again a second later
         try:
+            assert writer.describe() == "process down (cannot connect: OperationalError)"
             return await asyncio.gather(writer.submit(events(1, clock.now)[0]),
                                         return_exceptions=True)
         finally:
@@ -181,6 +182,7 @@ def test_a_child_that_cannot_connect_refuses_with_503(
 
     [answer] = asyncio.run(main())  # type: ignore[misc]
     assert isinstance(answer, WriterUnavailable)  # the receiver's 503
+    assert "cannot connect" in str(answer)
     assert scalar(sqlite_engine, "SELECT count(*) FROM events") == 0
 
 
