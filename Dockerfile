@@ -1,4 +1,5 @@
-# hookwatch: one process (API, writer, scheduler), SQLite on the /data volume by default.
+# hookwatch: one service (API, scheduler, and the writer process it starts and stops itself),
+# SQLite on the /data volume by default.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
