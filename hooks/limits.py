@@ -52,6 +52,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # raw bytes received since this head began (body bytes too)
         self._refusal: tuple[int, bytes] | None = None
         self._request: RequestDeadline | None = None
+        self._completed_this_read = False  # a request ended inside the current read
+        self._exact_head = False  # this head began mid-read, after bytes the count reset past
         super().connection_made(transport)
         # A connection that never sends a byte is timed from its opening.
         self._deadline: float | None = self.loop.time() + self.request_timeout
@@ -68,6 +70,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
             if self._deadline is None:  # the first byte of a request on a kept-alive connection
                 self._deadline = self.loop.time() + self.request_timeout
+        self._completed_this_read = False
         super().data_received(data)
         # Still no complete head after this much: refuse before buffering more of it.
         if self._in_head and self._head_bytes > self.max_head_bytes and self._refusal is None:
@@ -75,6 +78,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        if self._deadline is None:  # pipelined: it began in the read that ended the last one
+            self._deadline = self.loop.time() + self.request_timeout
+        self._exact_head = self._completed_this_read
         self._request = RequestDeadline()
         extensions: dict[str, object] = self.scope.setdefault("extensions", {})  # type: ignore[assignment]
         extensions[DEADLINE] = self._request
@@ -82,7 +88,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         # Measured exactly only when the raw bytes say it might be over: the hot path pays one
         # comparison, not a callback per header.
-        if self._head_bytes > self.max_head_bytes and self._head_size() > self.max_head_bytes:
+        if (
+            self._head_bytes > self.max_head_bytes or self._exact_head
+        ) and self._head_size() > self.max_head_bytes:
             self._refusal = (431, b"Request Header Fields Too Large")
             raise HeadTooLarge  # httptools stops; uvicorn answers through send_400_response
         self._in_head = False
@@ -93,6 +101,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline = None  # all of it arrived; the next request's clock starts with its byte
         self._in_head = True
         self._head_bytes = 0
+        self._completed_this_read = True
 
     def send_400_response(self, msg: str) -> None:
         if self._refusal is not None:
@@ -106,13 +115,25 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         """The request line's target and the header lines, as parsed."""
         return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
-    def _expire(self) -> None:
+    def _answering_earlier(self) -> bool:
+        """An earlier request on this connection still waits for its answer (pipelining)."""
+        if self.pipeline:
+            return True
         cycle = self.cycle
-        if cycle is not None and cycle.response_started:
-            self.transport.close()  # the app answered already; it only waits for the rest
+        return self._in_head and cycle is not None and not cycle.response_complete
+
+    def _expire(self) -> None:
+        if self._answering_earlier():
+            # The server is behind, not the client (uvicorn stops reading while a queued
+            # request waits): this request's time starts again once the earlier answer is out.
+            self._deadline = self.loop.time() + self.request_timeout
             return
         if self._in_head:
             self._refuse(408, b"Request Timeout", _HEAD_TIMEOUT)
+            return
+        cycle = self.cycle  # this request's
+        if cycle is not None and cycle.response_started:
+            self.transport.close()  # the app answered already; it only waits for the rest
             return
         if self._request is not None:
             self._request.expired = True  # the app, waiting for the body, sees a disconnect
@@ -124,6 +145,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._refusal = (status, reason)
         self._deadline = None
         if self.transport.is_closing():
+            return
+        if self._answering_earlier():
+            # Answers go out in request order: a refusal written now would read as the answer
+            # to the earlier request, which may have been committed. Close without one.
+            self.transport.close()
             return
         code, detail = error or (b"headers_too_large",
                                  b"the request head is over %d bytes" % self.max_head_bytes)
@@ -146,12 +172,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _sweep(cls, loop: asyncio.AbstractEventLoop) -> None:
         watched = cls._watched.get(loop, set())
         now = loop.time()
-        for conn in [c for c in watched if c._deadline is not None and c._deadline <= now]:
-            conn._expire()
-        if watched:
-            loop.call_later(cls._sweep_every(), cls._sweep, loop)
-        else:
-            cls._watched.pop(loop, None)  # the next connection starts a new sweep
+        try:
+            for conn in [c for c in watched if c._deadline is not None and c._deadline <= now]:
+                conn._expire()
+        finally:  # one connection's failure must not end the sweep for all the others
+            if watched:
+                loop.call_later(cls._sweep_every(), cls._sweep, loop)
+            else:
+                cls._watched.pop(loop, None)  # the next connection starts a new sweep
 
     @classmethod
     def _sweep_every(cls) -> float:

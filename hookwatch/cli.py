@@ -91,6 +91,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=args.access_log,
         timeout_keep_alive=30,
+        # No websocket routes; an upgraded connection would also leave hooks.limits' watch.
+        ws="none",
         h11_max_incomplete_event_size=64 * 1024,
         # httptools ignores the h11 limit above: hooks/limits.py caps head size and time.
         http=LimitedHttpToolsProtocol.configured(request_timeout=settings.body_timeout),

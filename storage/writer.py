@@ -129,26 +129,41 @@ class Writer:
             await self._commit_items(loop, items)
         finally:
             slots.release()
-            for _ in items:
+            for _, future in items:
+                if not future.done():  # never leave a request waiting on a lost answer
+                    future.set_exception(WriterUnavailable("no answer for this event"))
                 self._queue.task_done()
 
     async def _commit_items(
-        self, loop: asyncio.AbstractEventLoop, items: list[tuple[NewEvent, asyncio.Future[bool]]]
-    ) -> None:
+        self,
+        loop: asyncio.AbstractEventLoop,
+        items: list[tuple[NewEvent, asyncio.Future[bool]]],
+        *,
+        quiet: bool = False,
+    ) -> bool:
+        """Commit and answer the items; False when a lone event was refused (logged unless
+        quiet: one by one, the batch logs a summary instead)."""
         events = [event for event, _ in items]
         try:
             result = await self._commit(loop, events)
         except Exception as exc:
-            log.error("batch of %d events not committed: %s", len(events), _reason(exc))
             if len(items) > 1:
                 # One bad event must not cost its batch-mates their answer: go one by one.
-                for item in items:
-                    await self._commit_items(loop, [item])
-                return
+                log.error("batch of %d events not committed (%s); trying them one by one",
+                          len(events), _reason(exc))
+                refused = [
+                    item for item in items
+                    if not await self._commit_items(loop, [item], quiet=True)
+                ]
+                if refused:
+                    log.error("%d of %d events refused", len(refused), len(items))
+                return True
+            if not quiet:
+                log.error("event not committed: %s", _reason(exc))
             for _, future in items:
                 if not future.done():
                     future.set_exception(WriterUnavailable(_reason(exc)))
-            return
+            return False
         for (_, future), dup in zip(items, result.duplicates, strict=True):
             if not future.done():
                 future.set_result(dup)
@@ -157,6 +172,7 @@ class Writer:
                 self.on_commit(result.counted)
             except Exception:
                 log.exception("on_commit hook failed")
+        return True
 
     def commit(self, events: Sequence[NewEvent]) -> BatchResult:
         """Commit in this process: one transaction, retried on deadlocks and busy locks."""

@@ -110,10 +110,11 @@ class WriterChild:
         """The batch's result and the reasons for any retries; ChildFailed if not committed."""
         proc = await self._started()
         assert proc.stdin is not None
+        frame = _frame((now, list(events)))  # before the future is queued: it may raise
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         # Appended and written with no await between: the pipe's order is the futures' order.
         self._pending.append(future)
-        proc.stdin.write(_frame((now, list(events))))
+        proc.stdin.write(frame)
         # If the child is gone, its reader fails every pending future, this one too.
         with contextlib.suppress(ConnectionError):
             await proc.stdin.drain()  # waits while the pipe is full
@@ -238,9 +239,24 @@ class _Connection:
             raise
 
 
+def _die_with_parent() -> None:
+    """Linux: killed when the parent dies, even mid-commit (the transaction rolls back, and
+    nothing in it was acknowledged). Elsewhere the closed pipe ends it between batches."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before the call: nobody is left to answer
+        sys.exit(0)
+
+
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent()
     stdin = sys.stdin.buffer
     # The frames get stdout to themselves: anything else printed goes to stderr instead.
     stdout = os.fdopen(os.dup(sys.stdout.fileno()), "wb")

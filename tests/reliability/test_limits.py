@@ -58,6 +58,29 @@ def read_all(sock: socket.socket, timeout: float = 10.0) -> bytes:
     return data
 
 
+def read_response(sock: socket.socket, buffer: bytearray, timeout: float = 10.0) -> bytes:
+    """One whole response (head and Content-Length body) from a kept-alive connection; what
+    arrives beyond it stays in buffer for the next call."""
+    sock.settimeout(timeout)
+    while True:
+        head_end = buffer.find(b"\r\n\r\n")
+        if head_end >= 0:
+            head = bytes(buffer[:head_end]).lower()
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            end = head_end + 4 + length
+            if len(buffer) >= end:
+                response = bytes(buffer[:end])
+                del buffer[:end]
+                return response
+        chunk = sock.recv(65536)
+        if not chunk:
+            return bytes(buffer)
+        buffer += chunk
+
+
 def status_of(response: bytes) -> int:
     assert response.startswith(b"HTTP/1.1 "), response[:200]
     return int(response[9:12])
@@ -200,13 +223,71 @@ def test_an_idle_kept_alive_connection_is_not_timed_out_by_its_last_request(
     """Each request has its own deadline, from its first byte: the time a connection waits
     between requests is not counted against the next one."""
     request = (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    buffer = bytearray()
     with connect(serve) as sock:
         sock.sendall(request)
-        first = sock.recv(65536)
+        first = read_response(sock, buffer)
         time.sleep(2 * BODY_TIMEOUT)  # well past one request's deadline, within keep-alive
         sock.sendall(request)
-        second = sock.recv(65536)
+        second = read_response(sock, buffer)
     assert status_of(first) == 200 and status_of(second) == 200
+
+
+def test_a_pipelined_request_has_its_own_deadline(serve: Serve) -> None:
+    """A second request sent in the same packet as the first, whose body never comes, is
+    cut off like any other: 408 after the first one's 200, then the connection closes."""
+    buffer = bytearray()
+    with connect(serve) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + HEAD
+                     + b"Content-Length: 10\r\n\r\n")
+        began = time.monotonic()
+        first = read_response(sock, buffer)
+        second = read_response(sock, buffer, timeout=4 * BODY_TIMEOUT)
+        elapsed = time.monotonic() - began
+    assert status_of(first) == 200
+    assert status_of(second) == 408 and b'"body_timeout"' in second
+    assert elapsed < 3 * BODY_TIMEOUT
+
+
+def test_a_trickled_head_after_a_served_request_gets_408(serve: Serve) -> None:
+    buffer = bytearray()
+    with connect(serve) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = read_response(sock, buffer)
+        sock.sendall(b"POST /hooks/replicate HTTP/1.1\r\nHost: x\r\n")  # and no more
+        second = read_response(sock, buffer, timeout=4 * BODY_TIMEOUT)
+    assert status_of(first) == 200
+    assert status_of(second) == 408 and b'"header_timeout"' in second
+
+
+def test_a_pipelined_oversized_head_is_not_served(serve: Serve) -> None:
+    """Its bytes arrive in the read that ended the first request, before the count restarts:
+    the head is measured exactly. It is never served, and its refusal never reads as the
+    answer to the first request: while that answer is owed, the connection just closes."""
+    buffer = bytearray()
+    with connect(serve) as sock:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                         + b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: "
+                         + b"a" * 150_000 + b"\r\n\r\n")
+        first = read_response(sock, buffer)
+        rest = read_all(sock)
+    if first:
+        assert status_of(first) == 200
+        assert not rest or status_of(rest) == 431
+    else:
+        assert not rest
+    still_up(serve)
+
+
+def test_websocket_upgrades_are_not_taken(serve: Serve) -> None:
+    buffer = bytearray()
+    with connect(serve) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                     b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        response = read_response(sock, buffer)
+    assert status_of(response) != 101
 
 
 def test_keep_alive_requests_still_work(serve: Serve) -> None:

@@ -204,3 +204,54 @@ def test_events_and_outcomes_cross_the_pipe_whole() -> None:
     assert back == ev and back.rank == ev.rank
     counted = Counted("p", "failed", "m", "d", "v", 0.5, 0.25, "boom")
     assert pickle.loads(pickle.dumps(counted)) == counted
+
+
+PARENT = """
+import asyncio, sys, time
+from storage.batch import NewEvent
+from storage.engine import make_engine, writer_process_config
+from storage.writer_child import WriterChild
+
+async def main() -> None:
+    child = WriterChild(writer_process_config(make_engine(sys.argv[1])))
+    await child.start()
+    print(child.pid, flush=True)
+    event = NewEvent(dedup_key="id:x", prediction_id="x", status="starting", source="signed",
+                     received_at=time.time(), sent_at=None, headers="{}", body=b"{}")
+    task = asyncio.ensure_future(child.commit([event], time.time()))  # blocks on the lock
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+def test_the_child_dies_with_its_parent_even_mid_commit(
+    sqlite_url: str, sqlite_engine: Engine
+) -> None:
+    """The parent is SIGKILLed while the child waits on a locked database: the child must not
+    sit out its 30 s busy timeout holding a transaction nobody will answer."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    locker = sqlite3.connect(str(sqlite_engine.url.database), isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")  # the write lock, held
+    root = str(Path(__file__).resolve().parents[2])
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, sqlite_url], cwd=root,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        pid = int(parent.stdout.readline())
+        time.sleep(0.5)  # the batch is in the child, waiting on the lock
+        assert alive(pid)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 5
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(pid)
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+        parent.kill()
+    assert scalar(sqlite_engine, "SELECT count(*) FROM events") == 0
