@@ -98,6 +98,17 @@ def rss_mib(pid: int) -> tuple[float, float]:
     return rss / 1024, hwm / 1024
 
 
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if stat.read_text().rsplit(")", 1)[1].split()[1] == str(pid):
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError):
+            continue
+    return found
+
+
 def answered_2xx(metrics_url: str) -> int:
     """2xx answers the server sent, from its own counters (wrk misses those still in flight)."""
     text_ = httpx.get(metrics_url, timeout=5).text
@@ -153,6 +164,7 @@ def measure_hookwatch(
         result = run_wrk(args.url, requests, args.duration, args.connections)
         result["cpu_us"] = (cpu_seconds(hw.pid) - cpu0) / (result["ok"] + result["bad"]) * 1e6
         result["rss"], result["hwm"] = rss_mib(hw.pid)
+        result["child_rss"] = sum(rss_mib(child)[0] for child in children(hw.pid))
         time.sleep(0.5)  # let the requests wrk abandoned at its deadline finish
         result["server_2xx"] = answered_2xx(f"http://127.0.0.1:{args.port}/metrics")
     finally:
@@ -210,8 +222,8 @@ def main() -> int:
           f"{', '.join(f'{r:.2f}x' for r in ratios)}; median {statistics.median(ratios):.2f}x "
           "(target >= 0.80x)")
     last = rows[-1][1]
-    print(f"hookwatch resident memory (main process): {last['rss']:.0f} MiB, "
-          f"peak {last['hwm']:.0f} MiB")
+    print(f"hookwatch resident memory: main process {last['rss']:.0f} MiB (peak "
+          f"{last['hwm']:.0f} MiB), writer process {last['child_rss']:.0f} MiB")
     if not ok:
         print("FAILED: a stored/2xx mismatch, a refused request, or wrk ran out of requests")
     return 0 if ok else 1
