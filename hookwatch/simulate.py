@@ -131,7 +131,8 @@ async def run(
     tally = Tally()
     interactive = hasattr(out, "isatty") and out.isatty()
     start = time.monotonic()
-    total = max(1, int(rate * duration))
+    # Whole lifecycles of three, so the progress line's total is what is sent.
+    total = 3 * max(1, round(rate * duration / 3))
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(timeout=10.0, limits=limits) as client:
 

@@ -107,6 +107,22 @@ def test_simulate_sends_signed_lifecycles_that_are_all_recorded(
     assert tally.percentile(0.99) > 0
 
 
+def test_simulate_counts_whole_lifecycles(app_factory: Callable[..., FastAPI]) -> None:
+    """50 webhooks asked for: 17 lifecycles of three, and the progress line says 51 of 51."""
+    import time
+
+    app = app_factory()
+    app.state.runtime.clock = time.time
+    out = io.StringIO()
+    with LiveServer(app) as server:
+        tally = asyncio.run(run(
+            url=f"{server.url}/hooks/replicate", secret=SECRET, token=None, rate=50,
+            duration=1.0, failure_rate=0.0, model="m", deployment=None, out=out,
+        ))
+    assert tally.sent == 51
+    assert "51/51 sent, 51 accepted" in out.getvalue()
+
+
 def test_simulate_reports_refusals(app_factory: Callable[..., FastAPI]) -> None:
     import time
 
