@@ -75,7 +75,10 @@ def read_response(sock: socket.socket, buffer: bytearray, timeout: float = 10.0)
                 response = bytes(buffer[:end])
                 del buffer[:end]
                 return response
-        chunk = sock.recv(65536)
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:  # closed with our bytes unread: what came before is all
+            chunk = b""
         if not chunk:
             return bytes(buffer)
         buffer += chunk
