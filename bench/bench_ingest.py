@@ -76,29 +76,8 @@ def run_wrk(url: str, requests: Path, duration: int, connections: int) -> dict[s
     return {k: float(v) for k, v in (kv.split("=") for kv in match.group(1).split())}
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process and its live children (hookwatch's writer process), plus
-    their finished children: CPU spent, whatever else loads the machine."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if stat.parent.name == str(pid) or fields[1] == str(pid):  # fields[1]: the parent pid
-            total += sum(int(f) for f in fields[11:15]) / ticks
-    return total
-
-
-def rss_mib(pid: int) -> tuple[float, float]:
-    status = Path(f"/proc/{pid}/status").read_text()
-    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
-    hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
-    return rss / 1024, hwm / 1024
-
-
 def children(pid: int) -> list[int]:
+    """The ids of a process's live children (fields[1] of /proc/PID/stat: the parent)."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -107,6 +86,27 @@ def children(pid: int) -> list[int]:
         except (OSError, IndexError):
             continue
     return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its live children (hookwatch's writer process), plus
+    their finished children: CPU spent, whatever else loads the machine."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for proc in [pid, *children(pid)]:
+        try:
+            fields = Path(f"/proc/{proc}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15]) / ticks
+    return total
+
+
+def rss_mib(pid: int) -> tuple[float, float]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+    hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+    return rss / 1024, hwm / 1024
 
 
 def answered_2xx(metrics_url: str) -> int:

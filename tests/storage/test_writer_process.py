@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from storage.batch import NewEvent
 from storage.engine import writer_process_config
@@ -120,8 +120,6 @@ def test_a_killed_child_loses_no_acknowledged_event_and_is_replaced(
 
 
 def scalar_list(engine: Engine, sql: str) -> list[str]:
-    from sqlalchemy import text
-
     with engine.connect() as conn:
         return [str(v) for v in conn.execute(text(sql)).scalars()]
 
