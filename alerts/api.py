@@ -11,18 +11,24 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
-from alerts.compose import compose
-from alerts.duration import DurationError, parse_duration
-from alerts.job import nudge
-from alerts.notify import route
-from alerts.queries import deliveries, get_alert, list_silences, recent_alerts, transitions
-from alerts.rules import SCOPES
-from alerts.state import FIRING
-from alerts.store import add_notifications, take_lock
-from alerts.tables import Alert, AlertTransition, Silence
+from hookwatch.alerts.compose import compose
+from hookwatch.alerts.duration import DurationError, parse_duration
+from hookwatch.alerts.job import nudge
+from hookwatch.alerts.notify import route
+from hookwatch.alerts.queries import (
+    deliveries,
+    get_alert,
+    list_silences,
+    recent_alerts,
+    transitions,
+)
+from hookwatch.alerts.rules import SCOPES
+from hookwatch.alerts.state import FIRING
+from hookwatch.alerts.store import add_notifications, take_lock
+from hookwatch.alerts.tables import Alert, AlertTransition, Silence
 from hookwatch.deps import RuntimeDep, SessionDep
-from notifiers.outbox import DeliveryAttempt, Notification
-from notifiers.worker import request_delivery
+from hookwatch.notifiers.outbox import DeliveryAttempt, Notification
+from hookwatch.notifiers.worker import request_delivery
 
 # A row id the databases can hold; a larger one is a 422, not an overflow deep in a driver.
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]

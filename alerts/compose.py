@@ -5,10 +5,10 @@ from __future__ import annotations
 import orjson
 from sqlmodel import Session
 
-from alerts.rules import Rule
-from alerts.tables import Alert
-from notifiers.message import AlertMessage, Kind, TopError
-from storage.rates import top_fingerprints
+from hookwatch.alerts.rules import Rule
+from hookwatch.alerts.tables import Alert
+from hookwatch.notifiers.message import AlertMessage, Kind, TopError
+from hookwatch.storage.rates import top_fingerprints
 
 _ERROR_KINDS = ("error_rate", "burn_rate")
 

@@ -12,12 +12,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from alerts.inhibit import Inhibitors, inhibited_by, inhibitors, models_needed
-from alerts.notify import Outgoing, plan
-from alerts.rules import Rule
-from alerts.silence import SilenceLike, silenced_by
-from alerts.state import FIRING, OPEN, AlertState, step
-from alerts.verdict import Inputs, StuckKey, Verdict, judge
+from hookwatch.alerts.inhibit import Inhibitors, inhibited_by, inhibitors, models_needed
+from hookwatch.alerts.notify import Outgoing, plan
+from hookwatch.alerts.rules import Rule
+from hookwatch.alerts.silence import SilenceLike, silenced_by
+from hookwatch.alerts.state import FIRING, OPEN, AlertState, step
+from hookwatch.alerts.verdict import Inputs, StuckKey, Verdict, judge
 
 InstanceKey = tuple[str, str, str]  # rule, scope, name
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from storage.rates import ScopeKey
+from hookwatch.storage.rates import ScopeKey
 
 Inhibitors = dict[tuple[str, str], str]  # (rule kind, model) -> what mutes, for display
 

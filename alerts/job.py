@@ -15,8 +15,8 @@ import orjson
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from alerts.compose import compose, top_errors
-from alerts.evaluate import (
+from hookwatch.alerts.compose import compose, top_errors
+from hookwatch.alerts.evaluate import (
     Decision,
     InstanceKey,
     active_inhibitors,
@@ -25,10 +25,10 @@ from alerts.evaluate import (
     needs,
     step_all,
 )
-from alerts.notify import route
-from alerts.rules import Rule
-from alerts.state import FIRING, OPEN, RESOLVED, AlertState, alert_key
-from alerts.store import (
+from hookwatch.alerts.notify import route
+from hookwatch.alerts.rules import Rule
+from hookwatch.alerts.state import FIRING, OPEN, RESOLVED, AlertState, alert_key
+from hookwatch.alerts.store import (
     ModelMap,
     active_silences,
     add_notifications,
@@ -38,12 +38,12 @@ from alerts.store import (
     take_lock,
     to_state,
 )
-from alerts.tables import Alert, AlertTransition
-from alerts.verdict import Inputs, StuckKey
-from notifiers.worker import request_delivery
-from storage.rates import ScopeKey, multi_window_counts, stuck_counts
-from storage.rollups import Counted
-from storage.window_cache import WindowCache
+from hookwatch.alerts.tables import Alert, AlertTransition
+from hookwatch.alerts.verdict import Inputs, StuckKey
+from hookwatch.notifiers.worker import request_delivery
+from hookwatch.storage.rates import ScopeKey, multi_window_counts, stuck_counts
+from hookwatch.storage.rollups import Counted
+from hookwatch.storage.window_cache import WindowCache
 
 if TYPE_CHECKING:
     from hookwatch.runtime import Runtime

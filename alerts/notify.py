@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from alerts.rules import Rule
-from alerts.state import FIRING, RESOLVED, AlertState
-from notifiers.message import Kind
+from hookwatch.alerts.rules import Rule
+from hookwatch.alerts.state import FIRING, RESOLVED, AlertState
+from hookwatch.notifiers.message import Kind
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ from typing import Literal
 
 from sqlmodel import Session, col, select
 
-from alerts.state import FIRING, OPEN, PENDING
-from alerts.tables import Alert, AlertTransition, Silence
-from notifiers.outbox import DeliveryAttempt, Notification
-from storage.rates import ScopeKey, window_counts
+from hookwatch.alerts.state import FIRING, OPEN, PENDING
+from hookwatch.alerts.tables import Alert, AlertTransition, Silence
+from hookwatch.notifiers.outbox import DeliveryAttempt, Notification
+from hookwatch.storage.rates import ScopeKey, window_counts
 
 ScopeStatus = Literal["ok", "pending", "firing", "silenced", "no data"]
 SEVERITY_RANK = {"critical": 0, "error": 1, "warning": 2, "info": 3}

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from alerts.duration import DurationError, format_duration, parse_duration
+from hookwatch.alerts.duration import DurationError, format_duration, parse_duration
 
 KINDS = ("error_rate", "burn_rate", "stuck", "no_traffic")
 SCOPES = ("model", "deployment", "version")

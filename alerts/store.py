@@ -7,11 +7,11 @@ from sqlalchemy import Connection, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from alerts.state import AlertState
-from alerts.tables import Alert, EvaluatorLock, Silence
-from notifiers.message import AlertMessage
-from notifiers.outbox import Notification
-from storage.tables import Prediction
+from hookwatch.alerts.state import AlertState
+from hookwatch.alerts.tables import Alert, EvaluatorLock, Silence
+from hookwatch.notifiers.message import AlertMessage
+from hookwatch.notifiers.outbox import Notification
+from hookwatch.storage.tables import Prediction
 
 
 def ensure_lock_row(conn: Connection) -> None:

@@ -6,9 +6,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from alerts.duration import format_duration
-from alerts.rules import BurnWindow, Rule
-from storage.rates import Counts, ScopeKey
+from hookwatch.alerts.duration import format_duration
+from hookwatch.alerts.rules import BurnWindow, Rule
+from hookwatch.storage.rates import Counts, ScopeKey
 
 StuckKey = tuple[float, float]  # (window, lookback) of a stuck rule
 

@@ -30,10 +30,10 @@ import uvicorn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from alerts.job import NUDGER, install_nudge  # noqa: E402
-from hooks.signature import sign  # noqa: E402
+from hookwatch.alerts.job import NUDGER, install_nudge  # noqa: E402
 from hookwatch.app import create_app  # noqa: E402
 from hookwatch.config import load_config  # noqa: E402
+from hookwatch.hooks.signature import sign  # noqa: E402
 from hookwatch.settings import Settings  # noqa: E402
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -29,7 +29,7 @@ NOW = 1_795_000_000.0
 
 def build(engine: Engine, *, scopes: int, now: float = NOW, failures: int = 5000) -> None:
     """Fill the bucket tables and predictions for `scopes` scopes with bulk SQL."""
-    from storage.migrate import upgrade
+    from hookwatch.storage.migrate import upgrade
 
     upgrade(engine)
     minute = int(now) - int(now) % 60
@@ -111,13 +111,13 @@ def main() -> None:
 
     from fastapi.testclient import TestClient
 
-    from dashboard.pages import page_context, readings_of
-    from dashboard.picture import View, build_picture
-    from dashboard.readings import Readings
-    from dashboard.render import render
-    from dashboard.rows import clear_memo as clear_rows
-    from dashboard.svg import clear_memos, gaps_defs
     from hookwatch.app import create_app
+    from hookwatch.dashboard.pages import page_context, readings_of
+    from hookwatch.dashboard.picture import View, build_picture
+    from hookwatch.dashboard.readings import Readings
+    from hookwatch.dashboard.render import render
+    from hookwatch.dashboard.rows import clear_memo as clear_rows
+    from hookwatch.dashboard.svg import clear_memos, gaps_defs
     from hookwatch.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:

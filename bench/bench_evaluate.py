@@ -30,11 +30,11 @@ from sqlalchemy import Engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from alerts.job import run_evaluation  # noqa: E402
-from alerts.rules import Rule, default_rules  # noqa: E402
-from storage.engine import make_engine  # noqa: E402
-from storage.migrate import upgrade  # noqa: E402
-from storage.window_cache import WindowCache  # noqa: E402
+from hookwatch.alerts.job import run_evaluation  # noqa: E402
+from hookwatch.alerts.rules import Rule, default_rules  # noqa: E402
+from hookwatch.storage.engine import make_engine  # noqa: E402
+from hookwatch.storage.migrate import upgrade  # noqa: E402
+from hookwatch.storage.window_cache import WindowCache  # noqa: E402
 
 NOW = 1_795_000_000.0
 MODELS = 250  # x (model, deployment, 2 versions) = 1,000 scopes

@@ -28,7 +28,7 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hooks.signature import sign  # noqa: E402
+from hookwatch.hooks.signature import sign  # noqa: E402
 from hookwatch.simulate import lifecycle  # noqa: E402
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -33,10 +33,10 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hooks.signature import sign  # noqa: E402
+from hookwatch.hooks.signature import sign  # noqa: E402
 from hookwatch.simulate import lifecycle  # noqa: E402
-from storage.engine import make_engine  # noqa: E402
-from storage.migrate import upgrade  # noqa: E402
+from hookwatch.storage.engine import make_engine  # noqa: E402
+from hookwatch.storage.migrate import upgrade  # noqa: E402
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 HOOKWATCH = str(Path(sys.executable).parent / "hookwatch")

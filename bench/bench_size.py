@@ -24,14 +24,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hooks.payload import parse_json, read_prediction  # noqa: E402
-from hooks.signature import sign  # noqa: E402
+from hookwatch.hooks.payload import parse_json, read_prediction  # noqa: E402
+from hookwatch.hooks.signature import sign  # noqa: E402
 from hookwatch.simulate import lifecycle  # noqa: E402
-from storage.batch import NewEvent  # noqa: E402
-from storage.engine import make_engine  # noqa: E402
-from storage.migrate import upgrade  # noqa: E402
-from storage.prune import DAY, prune_old  # noqa: E402
-from storage.writer import Writer  # noqa: E402
+from hookwatch.storage.batch import NewEvent  # noqa: E402
+from hookwatch.storage.engine import make_engine  # noqa: E402
+from hookwatch.storage.migrate import upgrade  # noqa: E402
+from hookwatch.storage.prune import DAY, prune_old  # noqa: E402
+from hookwatch.storage.writer import Writer  # noqa: E402
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 MB = 1024 * 1024

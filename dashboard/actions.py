@@ -17,10 +17,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
-from alerts.api import AckBody, SilenceBody, acknowledge, create_silence
-from alerts.queries import get_alert
-from dashboard.picture import View
-from dashboard.render import HTML_HEADERS, render
+from hookwatch.alerts.api import AckBody, SilenceBody, acknowledge, create_silence
+from hookwatch.alerts.queries import get_alert
+from hookwatch.dashboard.picture import View
+from hookwatch.dashboard.render import HTML_HEADERS, render
 from hookwatch.deps import RuntimeDep
 from hookwatch.runtime import Runtime
 
@@ -55,7 +55,7 @@ def _answer(request: Request, runtime: Runtime, view: ViewFields, message: str, 
         if ok:
             return RedirectResponse("/", status_code=303)
         return JSONResponse({"error": "refused", "detail": message}, status_code=status)
-    from dashboard.pages import live_html  # the page module imports this router
+    from hookwatch.dashboard.pages import live_html  # the page module imports this router
 
     flash = render("_flash.html", message=message, ok=ok, oob=True)
     live = live_html(runtime, View.of(view.model_dump()))

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session
 
-from alerts.queries import deliveries, list_silences, open_alerts
-from alerts.silence import is_active, matches
-from alerts.state import FIRING
-from alerts.tables import Alert, Silence
-from notifiers.outbox import DeliveryAttempt, Notification
+from hookwatch.alerts.queries import deliveries, list_silences, open_alerts
+from hookwatch.alerts.silence import is_active, matches
+from hookwatch.alerts.state import FIRING
+from hookwatch.alerts.tables import Alert, Silence
+from hookwatch.notifiers.outbox import DeliveryAttempt, Notification
 
 MAX_DELIVERIES = 12
 """Per alert, the most recent notifications shown."""

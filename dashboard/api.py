@@ -11,9 +11,9 @@ from sqlalchemy import text
 from sqlmodel import SQLModel
 
 from hookwatch.deps import RuntimeDep, SessionDep
-from storage.migrate import is_current
-from storage.queries import get_prediction, list_predictions
-from storage.tables import Prediction
+from hookwatch.storage.migrate import is_current
+from hookwatch.storage.queries import get_prediction, list_predictions
+from hookwatch.storage.tables import Prediction
 
 router = APIRouter()
 

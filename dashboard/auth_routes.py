@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from dashboard.auth import Gate, safe_next
-from dashboard.render import HTML_HEADERS, render
+from hookwatch.dashboard.auth import Gate, safe_next
+from hookwatch.dashboard.render import HTML_HEADERS, render
 from hookwatch.deps import RuntimeDep
 
 router = APIRouter(include_in_schema=False)

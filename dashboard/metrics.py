@@ -20,8 +20,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Connection, Engine, text
 
 from hookwatch.deps import RuntimeDep
-from storage.rates import OUTCOME_COLUMNS
-from storage.window_cache import ClosedSeries
+from hookwatch.storage.rates import OUTCOME_COLUMNS
+from hookwatch.storage.window_cache import ClosedSeries
 
 log = logging.getLogger("hookwatch.dashboard")
 router = APIRouter()

@@ -9,20 +9,20 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
-from dashboard.actions import router as actions_router
-from dashboard.api import queue_time
-from dashboard.auth_routes import router as auth_router
-from dashboard.failures import RecentFailures
-from dashboard.metrics import router as metrics_router
-from dashboard.picture import SCOPE_KINDS, STATUSES, Picture, View, build_picture
-from dashboard.readings import Readings
-from dashboard.render import HTML_HEADERS, render
-from dashboard.rows import row_groups
-from dashboard.status_api import router as status_router
-from dashboard.svg import gaps_defs
+from hookwatch.dashboard.actions import router as actions_router
+from hookwatch.dashboard.api import queue_time
+from hookwatch.dashboard.auth_routes import router as auth_router
+from hookwatch.dashboard.failures import RecentFailures
+from hookwatch.dashboard.metrics import router as metrics_router
+from hookwatch.dashboard.picture import SCOPE_KINDS, STATUSES, Picture, View, build_picture
+from hookwatch.dashboard.readings import Readings
+from hookwatch.dashboard.render import HTML_HEADERS, render
+from hookwatch.dashboard.rows import row_groups
+from hookwatch.dashboard.status_api import router as status_router
+from hookwatch.dashboard.svg import gaps_defs
 from hookwatch.deps import RuntimeDep
 from hookwatch.runtime import Runtime
-from storage.queries import get_prediction, prediction_events
+from hookwatch.storage.queries import get_prediction, prediction_events
 
 router = APIRouter(include_in_schema=False)
 router.include_router(status_router)

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlmodel import Session
 
-from dashboard.alertview import AlertView, alert_views, scope_statuses
-from dashboard.failures import FailureGroup, RecentFailures
-from dashboard.readings import Readings, ScopeReading
+from hookwatch.dashboard.alertview import AlertView, alert_views, scope_statuses
+from hookwatch.dashboard.failures import FailureGroup, RecentFailures
+from hookwatch.dashboard.readings import Readings, ScopeReading
 
 SCOPE_KINDS = ("model", "deployment", "version")
 STATUSES = ("firing", "pending", "silenced", "ok", "no data")

@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from dashboard.svg import Day
-from storage.rates import OUTCOME_COLUMNS, Counts, ScopeKey
-from storage.rollups import bin_value
-from storage.window_cache import ClosedSeries, SlidingSums, Vector, bucket_count
+from hookwatch.dashboard.svg import Day
+from hookwatch.storage.rates import OUTCOME_COLUMNS, Counts, ScopeKey
+from hookwatch.storage.rollups import bin_value
+from hookwatch.storage.window_cache import ClosedSeries, SlidingSums, Vector, bucket_count
 
 WINDOWS = ("5m", "1h", "24h")
 SPARK_HOURS = 24

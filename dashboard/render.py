@@ -8,7 +8,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, Template
 
-from dashboard.svg import history_bar, sparkline
+from hookwatch.dashboard.svg import history_bar, sparkline
 
 # Defence in depth behind autoescape: only our own scripts and styles run, no inline code, no
 # framing. htmx is configured (base.html) to need neither eval nor inline styles.
@@ -97,7 +97,7 @@ def iso(ts: float | None) -> str:
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(
-        loader=PackageLoader("templates", "dashboard"),
+        loader=PackageLoader("hookwatch.templates", "dashboard"),
         autoescape=True,  # every {{ }} is HTML-escaped, .svg partials included
         undefined=StrictUndefined,
         trim_blocks=True,

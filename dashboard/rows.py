@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
-from dashboard.picture import Picture, ScopeRow
-from dashboard.render import num, pct, rate_class, secs
-from dashboard.svg import history_bar, sparkline
-from storage.rates import Counts
+from hookwatch.dashboard.picture import Picture, ScopeRow
+from hookwatch.dashboard.render import num, pct, rate_class, secs
+from hookwatch.dashboard.svg import history_bar, sparkline
+from hookwatch.storage.rates import Counts
 
 
 @dataclass(slots=True)

@@ -12,10 +12,10 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from dashboard.auth import Gate, PrivateMode, RedactToken
-from dashboard.metrics import DatabaseCollector
-from dashboard.readings import Readings
-from dashboard.render import render
+from hookwatch.dashboard.auth import Gate, PrivateMode, RedactToken
+from hookwatch.dashboard.metrics import DatabaseCollector
+from hookwatch.dashboard.readings import Readings
+from hookwatch.dashboard.render import render
 from hookwatch.runtime import Runtime
 
 STATIC = Path(__file__).parent / "static"

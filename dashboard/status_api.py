@@ -9,14 +9,14 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from sqlmodel import Session
 
-from dashboard.alertview import AlertView, alert_views, scope_statuses
-from dashboard.api import iso
-from dashboard.picture import SCOPE_KINDS, View, scope_status
-from dashboard.readings import WINDOWS, ScopeReading
-from dashboard.render import pct
-from dashboard.svg import badge
+from hookwatch.dashboard.alertview import AlertView, alert_views, scope_statuses
+from hookwatch.dashboard.api import iso
+from hookwatch.dashboard.picture import SCOPE_KINDS, View, scope_status
+from hookwatch.dashboard.readings import WINDOWS, ScopeReading
+from hookwatch.dashboard.render import pct
+from hookwatch.dashboard.svg import badge
 from hookwatch.deps import RuntimeDep
-from storage.rates import Counts, window_counts
+from hookwatch.storage.rates import Counts, window_counts
 
 router = APIRouter()
 
@@ -58,7 +58,7 @@ def api_status(request: Request, runtime: RuntimeDep) -> Response:
     """Per scope (model, deployment, version): counts and error rates over 5m, 1h and 24h,
     latency percentiles over the last hour, status; and the open alerts, worst first.
     Filters: `kind` (a scope), `q` (substring of the name), `status`."""
-    from dashboard.pages import picture_for
+    from hookwatch.dashboard.pages import picture_for
 
     view = View.of(dict(request.query_params))
     picture = picture_for(runtime, view, with_failures=False)

@@ -10,8 +10,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from hooks.payload import MAX_LABEL
-from hooks.route import PATH
+from hookwatch.hooks.payload import MAX_LABEL
+from hookwatch.hooks.route import PATH
 
 _ERROR = {"$ref": "#/components/schemas/WebhookError"}
 

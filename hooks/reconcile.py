@@ -30,9 +30,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from hooks.payload import PayloadError, read_prediction
-from storage.batch import TERMINAL_RANK, NewEvent
-from storage.tables import Event, Prediction
+from hookwatch.hooks.payload import PayloadError, read_prediction
+from hookwatch.storage.batch import TERMINAL_RANK, NewEvent
+from hookwatch.storage.tables import Event, Prediction
 
 if TYPE_CHECKING:
     from hookwatch.runtime import Runtime

@@ -17,11 +17,11 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from hooks.limits import DEADLINE, RequestDeadline
-from hooks.payload import PayloadError, parse_json, read_prediction
-from hooks.signature import AuthError
-from storage.batch import NewEvent
-from storage.writer import WriterUnavailable
+from hookwatch.hooks.limits import DEADLINE, RequestDeadline
+from hookwatch.hooks.payload import PayloadError, parse_json, read_prediction
+from hookwatch.hooks.signature import AuthError
+from hookwatch.storage.batch import NewEvent
+from hookwatch.storage.writer import WriterUnavailable
 
 if TYPE_CHECKING:
     from hookwatch.runtime import Runtime

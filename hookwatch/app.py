@@ -13,20 +13,20 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
-from hooks.openapi import document_webhook
-from hooks.route import PATH as HOOK_PATH
-from hooks.route import Receive, Scope, Send, receive_webhook
-from hooks.signature import Verifier
 from hookwatch.config import Config, load_config
+from hookwatch.hooks.openapi import document_webhook
+from hookwatch.hooks.route import PATH as HOOK_PATH
+from hookwatch.hooks.route import Receive, Scope, Send, receive_webhook
+from hookwatch.hooks.signature import Verifier
 from hookwatch.jobs import Jobs
 from hookwatch.leader import leadership_for, replica_name
 from hookwatch.metrics import Metrics
+from hookwatch.notifiers.worker import start_delivery, stop_delivery
 from hookwatch.runtime import Runtime
 from hookwatch.settings import Settings
-from notifiers.worker import start_delivery, stop_delivery
-from storage.engine import make_engine, writer_process_config
-from storage.migrate import require_current, upgrade
-from storage.writer import Writer
+from hookwatch.storage.engine import make_engine, writer_process_config
+from hookwatch.storage.migrate import require_current, upgrade
+from hookwatch.storage.writer import Writer
 
 log = logging.getLogger("hookwatch")
 
@@ -119,16 +119,16 @@ def create_app(
     _add_error_handlers(app)
     for router in _routers():
         app.include_router(router)
-    from dashboard.setup import install as install_dashboard
+    from hookwatch.dashboard.setup import install as install_dashboard
 
     install_dashboard(app, runtime)  # static files, private mode, database metrics
     return app
 
 
 def _routers() -> list[APIRouter]:
-    from alerts.api import router as alerts_router
-    from dashboard.api import router as api_router
-    from dashboard.pages import router as pages_router
+    from hookwatch.alerts.api import router as alerts_router
+    from hookwatch.dashboard.api import router as api_router
+    from hookwatch.dashboard.pages import router as pages_router
 
     return [api_router, alerts_router, pages_router]
 

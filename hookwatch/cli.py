@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 from hookwatch.config import ConfigError, load_config
+from hookwatch.notifiers.testnotify import cmd_test_notify
 from hookwatch.settings import Settings, load_settings
-from notifiers.testnotify import cmd_test_notify
-from storage.engine import redacted
+from hookwatch.storage.engine import redacted
 
 DESCRIPTION = """\
 hookwatch verifies Replicate and Cog prediction webhooks, records every prediction's
@@ -65,8 +65,8 @@ def startup_banner(settings: Settings, rules: int, notifiers: list[str]) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from hooks.limits import LimitedHttpToolsProtocol
     from hookwatch.app import create_app
+    from hookwatch.hooks.limits import LimitedHttpToolsProtocol
 
     try:
         settings = _settings(args)
@@ -123,8 +123,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from alembic.migration import MigrationInfo
     from sqlalchemy.exc import SQLAlchemyError
 
-    from storage.engine import make_engine
-    from storage.migrate import SchemaOutdated, current_revision, head_revision, upgrade
+    from hookwatch.storage.engine import make_engine
+    from hookwatch.storage.migrate import SchemaOutdated, current_revision, head_revision, upgrade
 
     settings = _settings(args)
     print(f"database   {redacted(settings.database_url)}", flush=True)
@@ -158,8 +158,8 @@ def schema_problem(settings: Settings) -> str | None:
     """Why `serve` must not start on this database (an outdated schema), or None."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from storage.engine import make_engine
-    from storage.migrate import SchemaOutdated, require_current
+    from hookwatch.storage.engine import make_engine
+    from hookwatch.storage.migrate import SchemaOutdated, require_current
 
     migrates = settings.auto_migrate if settings.auto_migrate is not None else settings.is_sqlite
     if migrates:

@@ -79,8 +79,8 @@ def load_server_table(path: Path, *, known: set[str]) -> dict[str, Any]:
 
 def load_config(path: Path | None, *, env: dict[str, str] | None = None) -> Config:
     """Parse and check the whole file; None gives the built-in defaults."""
-    from alerts.rules import default_rules, parse_inhibit, parse_rules
-    from notifiers.registry import parse_notifiers
+    from hookwatch.alerts.rules import default_rules, parse_inhibit, parse_rules
+    from hookwatch.notifiers.registry import parse_notifiers
 
     if path is None:
         return Config(rules=default_rules(), inhibit=parse_inhibit({}, []))

@@ -13,15 +13,15 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from alerts.job import evaluate as evaluate_alerts
-from alerts.job import install_nudge
-from alerts.job import nudge as nudge_evaluation
-from hooks.reconcile import reconcile
+from hookwatch.alerts.job import evaluate as evaluate_alerts
+from hookwatch.alerts.job import install_nudge
+from hookwatch.alerts.job import nudge as nudge_evaluation
+from hookwatch.hooks.reconcile import reconcile
 from hookwatch.leader import Leadership, SoleLeader
+from hookwatch.notifiers.worker import deliver_job
 from hookwatch.runtime import Runtime
-from notifiers.worker import deliver_job
-from storage.batch import FAILED_CHANNEL
-from storage.prune import PRUNE_INTERVAL, prune
+from hookwatch.storage.batch import FAILED_CHANNEL
+from hookwatch.storage.prune import PRUNE_INTERVAL, prune
 
 log = logging.getLogger("hookwatch.jobs")
 

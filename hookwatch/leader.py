@@ -27,7 +27,7 @@ import psycopg
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
-from storage.migrate import advisory_key
+from hookwatch.storage.migrate import advisory_key
 
 log = logging.getLogger("hookwatch.leader")
 

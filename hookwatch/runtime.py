@@ -9,12 +9,12 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from hooks.signature import Verifier
 from hookwatch.config import Config
+from hookwatch.hooks.signature import Verifier
 from hookwatch.metrics import Metrics
 from hookwatch.settings import Settings
-from storage.rollups import Counted
-from storage.writer import Writer
+from hookwatch.storage.rollups import Counted
+from hookwatch.storage.writer import Writer
 
 log = logging.getLogger("hookwatch")
 

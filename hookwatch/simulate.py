@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import orjson
 
-from hooks.signature import sign
+from hookwatch.hooks.signature import sign
 
 ERRORS = (
     "CUDA out of memory. Tried to allocate 2.50 GiB (GPU 0; 79.15 GiB total capacity)",

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from notifiers.message import AlertMessage
+from hookwatch.notifiers.message import AlertMessage
 
 # Seconds; a receiver may not hold the worker longer than this per request.
 DEFAULT_TIMEOUT = 10.0

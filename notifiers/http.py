@@ -6,7 +6,12 @@ from typing import Any
 
 import httpx
 
-from notifiers.base import NotifyError, parse_retry_after, response_detail, retryable_status
+from hookwatch.notifiers.base import (
+    NotifyError,
+    parse_retry_after,
+    response_detail,
+    retryable_status,
+)
 
 USER_AGENT = "hookwatch"
 

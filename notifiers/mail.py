@@ -13,10 +13,10 @@ from email.utils import formatdate, make_msgid, parseaddr
 
 from pydantic import SecretStr
 
-from notifiers.base import DEFAULT_TIMEOUT, NotifyError, SendContext, SendResult, short
-from notifiers.fields import Table
-from notifiers.message import AlertMessage
-from notifiers.render import context, render
+from hookwatch.notifiers.base import DEFAULT_TIMEOUT, NotifyError, SendContext, SendResult, short
+from hookwatch.notifiers.fields import Table
+from hookwatch.notifiers.message import AlertMessage
+from hookwatch.notifiers.render import context, render
 
 # Policy SMTP: CRLF line endings; header values holding CR or LF raise ValueError instead of
 # starting a new header (header injection). Subjects are flattened before they get here anyway.

@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from notifiers.base import DEFAULT_TIMEOUT, SendContext, SendResult, short
-from notifiers.fields import Table
-from notifiers.http import make_client, post, refused
-from notifiers.message import AlertMessage
-from notifiers.render import context, iso, oneline
+from hookwatch.notifiers.base import DEFAULT_TIMEOUT, SendContext, SendResult, short
+from hookwatch.notifiers.fields import Table
+from hookwatch.notifiers.http import make_client, post, refused
+from hookwatch.notifiers.message import AlertMessage
+from hookwatch.notifiers.render import context, iso, oneline
 
 DEFAULT_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 SUMMARY_MAX = 1024

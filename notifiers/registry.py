@@ -7,13 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from notifiers.base import Notifier
-from notifiers.fields import Table
-from notifiers.mail import EmailNotifier, EmailOptions, parse_email
-from notifiers.pagerduty import PagerDutyNotifier, PagerDutyOptions, parse_pagerduty
-from notifiers.redact import protect_logs
-from notifiers.slack import SlackNotifier, SlackOptions, parse_slack
-from notifiers.webhook import WebhookNotifier, WebhookOptions, parse_webhook
+from hookwatch.notifiers.base import Notifier
+from hookwatch.notifiers.fields import Table
+from hookwatch.notifiers.mail import EmailNotifier, EmailOptions, parse_email
+from hookwatch.notifiers.pagerduty import PagerDutyNotifier, PagerDutyOptions, parse_pagerduty
+from hookwatch.notifiers.redact import protect_logs
+from hookwatch.notifiers.slack import SlackNotifier, SlackOptions, parse_slack
+from hookwatch.notifiers.webhook import WebhookNotifier, WebhookOptions, parse_webhook
 
 Options = EmailOptions | SlackOptions | PagerDutyOptions | WebhookOptions
 

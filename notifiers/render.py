@@ -8,8 +8,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from notifiers.base import short
-from notifiers.message import AlertMessage
+from hookwatch.notifiers.base import short
+from hookwatch.notifiers.message import AlertMessage
 
 STATUS = {
     "trigger": "FIRING",
@@ -76,7 +76,7 @@ def _plain_env() -> Environment:
     # Text templates and the HTML one; autoescape only where the name ends in .html.j2.
     return _filters(
         Environment(
-            loader=PackageLoader("templates", "notifications"),
+            loader=PackageLoader("hookwatch.templates", "notifications"),
             autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
             undefined=StrictUndefined,
             trim_blocks=True,
@@ -90,7 +90,7 @@ def _slack_env() -> Environment:
     # finalize escapes every {{ value }} once; the template's own mrkdwn (links, *bold*) stays.
     return _filters(
         Environment(
-            loader=PackageLoader("templates", "notifications"),
+            loader=PackageLoader("hookwatch.templates", "notifications"),
             autoescape=False,  # noqa: S701 - Slack mrkdwn, escaped by finalize, not HTML
             undefined=StrictUndefined,
             trim_blocks=True,

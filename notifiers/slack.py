@@ -17,7 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.webhook import WebhookClient
 
-from notifiers.base import (
+from hookwatch.notifiers.base import (
     DEFAULT_TIMEOUT,
     NotifyError,
     SendContext,
@@ -26,10 +26,10 @@ from notifiers.base import (
     retryable_status,
     short,
 )
-from notifiers.fields import Table, url_ok
-from notifiers.http import refused
-from notifiers.message import AlertMessage
-from notifiers.render import context, render, slack_escape
+from hookwatch.notifiers.fields import Table, url_ok
+from hookwatch.notifiers.http import refused
+from hookwatch.notifiers.message import AlertMessage
+from hookwatch.notifiers.render import context, render, slack_escape
 
 DEFAULT_API_URL = "https://slack.com/api/"
 # slack-sdk logs request URLs at DEBUG; it gets this logger, which redacts secrets.

@@ -7,9 +7,9 @@ import sys
 import time
 from typing import TextIO
 
-from notifiers.base import NotifyError, SendContext
-from notifiers.message import AlertMessage, TopError
-from notifiers.redact import Redactor
+from hookwatch.notifiers.base import NotifyError, SendContext
+from hookwatch.notifiers.message import AlertMessage, TopError
+from hookwatch.notifiers.redact import Redactor
 
 
 def test_message(name: str, *, now: float, base_url: str) -> AlertMessage:
@@ -39,8 +39,8 @@ def test_message(name: str, *, now: float, base_url: str) -> AlertMessage:
 def run(name: str, config_path: str | None, *, out: TextIO, err: TextIO, now: float) -> int:
     """0: sent; 1: the send failed; 2: no such notifier or a bad config."""
     from hookwatch.config import ConfigError, load_config
+    from hookwatch.notifiers.registry import build
     from hookwatch.settings import load_settings
-    from notifiers.registry import build
 
     try:
         settings = load_settings(config=config_path)

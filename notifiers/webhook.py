@@ -14,12 +14,12 @@ import httpx
 import orjson
 from pydantic import SecretStr
 
-from hooks.signature import SecretFormatError, parse_secret, sign
-from notifiers.base import DEFAULT_TIMEOUT, NotifyError, SendContext, SendResult
-from notifiers.fields import Table
-from notifiers.http import make_client, post, refused
-from notifiers.message import AlertMessage
-from notifiers.render import STATUS, context, iso
+from hookwatch.hooks.signature import SecretFormatError, parse_secret, sign
+from hookwatch.notifiers.base import DEFAULT_TIMEOUT, NotifyError, SendContext, SendResult
+from hookwatch.notifiers.fields import Table
+from hookwatch.notifiers.http import make_client, post, refused
+from hookwatch.notifiers.message import AlertMessage
+from hookwatch.notifiers.render import STATUS, context, iso
 
 
 @dataclass(frozen=True)

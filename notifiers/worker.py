@@ -29,13 +29,13 @@ from typing import cast
 
 from prometheus_client import Counter
 
+from hookwatch.notifiers.base import Notifier, NotifyError, SendContext, SendResult
+from hookwatch.notifiers.claims import Claimed, claim, episode, postpone, record, release, suppress
+from hookwatch.notifiers.message import AlertMessage
+from hookwatch.notifiers.redact import Redactor
+from hookwatch.notifiers.registry import NotifierConfig, build
+from hookwatch.notifiers.render import duration
 from hookwatch.runtime import Runtime
-from notifiers.base import Notifier, NotifyError, SendContext, SendResult
-from notifiers.claims import Claimed, claim, episode, postpone, record, release, suppress
-from notifiers.message import AlertMessage
-from notifiers.redact import Redactor
-from notifiers.registry import NotifierConfig, build
-from notifiers.render import duration
 
 log = logging.getLogger("hookwatch.notifiers")
 

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from storage.fingerprint import fingerprint
-from storage.rollups import Counted, bucket_increments
+from hookwatch.storage.fingerprint import fingerprint
+from hookwatch.storage.rollups import Counted, bucket_increments
 
 TERMINAL_RANK = 2
 STATUS_RANK = {"starting": 0, "processing": 1}

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from storage.writer_child import ChildConfig
+from hookwatch.storage.writer_child import ChildConfig
 
 # Room for every power-of-two variant of the writer's statements (storage.batch).
 SQLITE_CONNECT_ARGS = {"check_same_thread": False, "timeout": 30, "cached_statements": 256}

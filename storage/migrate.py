@@ -40,10 +40,10 @@ class SchemaOutdated(Exception):
 
 def import_tables() -> None:
     """Every package's tables, so the metadata is complete."""
-    import alerts.tables  # noqa: F401
-    import hooks.reconcile  # noqa: F401
-    import notifiers.outbox  # noqa: F401
-    import storage.tables  # noqa: F401
+    import hookwatch.alerts.tables
+    import hookwatch.hooks.reconcile
+    import hookwatch.notifiers.outbox
+    import hookwatch.storage.tables  # noqa: F401
 
 
 def metadata() -> Any:
@@ -171,7 +171,7 @@ def upgrade(engine: Engine, *, on_step: OnStep | None = None) -> tuple[str | Non
 
 def make_revision(message: str) -> Path:
     """Autogenerate the next revision: upgrade a scratch SQLite to head, diff against models."""
-    from storage.engine import make_engine
+    from hookwatch.storage.engine import make_engine
 
     script = ScriptDirectory.from_config(alembic_config())
     number = len(list(script.walk_revisions())) + 1

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, delete, func
 from sqlmodel import col, select
 
-from storage.tables import Event, LatencyBucket, OutcomeBucket
+from hookwatch.storage.tables import Event, LatencyBucket, OutcomeBucket
 
 if TYPE_CHECKING:
     from hookwatch.runtime import Runtime

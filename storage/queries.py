@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from storage.tables import Event, Prediction
+from hookwatch.storage.tables import Event, Prediction
 
 
 def get_prediction(session: Session, *, prediction_id: str) -> Prediction | None:

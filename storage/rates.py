@@ -37,8 +37,8 @@ from sqlalchemy import Connection, and_, case, func, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
-from storage.rollups import SCOPES, percentile, scope_names
-from storage.tables import LatencyBucket, OutcomeBucket, Prediction
+from hookwatch.storage.rollups import SCOPES, percentile, scope_names
+from hookwatch.storage.tables import LatencyBucket, OutcomeBucket, Prediction
 
 ScopeKey = tuple[str, str]
 Db = Session | Connection

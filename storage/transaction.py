@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from storage.batch import BatchResult, NewEvent, commit_batch
+from hookwatch.storage.batch import BatchResult, NewEvent, commit_batch
 
 Connection = Callable[[], AbstractContextManager[Any]]
 """Lends a DBAPI connection (sqlite3 or psycopg) for one attempt."""

@@ -21,8 +21,15 @@ from typing import Generic, TypeVar
 
 from sqlalchemy import Connection, func, select
 
-from storage.rates import OUTCOME_COLUMNS, Counts, Db, ScopeKey, as_connection, resolution_for
-from storage.tables import OutcomeBucket
+from hookwatch.storage.rates import (
+    OUTCOME_COLUMNS,
+    Counts,
+    Db,
+    ScopeKey,
+    as_connection,
+    resolution_for,
+)
+from hookwatch.storage.tables import OutcomeBucket
 
 GRACE = 15
 """Seconds after a bucket's end before it is treated as final."""

@@ -17,10 +17,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from storage.batch import BatchResult, NewEvent
-from storage.rollups import Counted
-from storage.transaction import commit_events
-from storage.writer_child import ChildConfig, ChildFailed, WriterChild
+from hookwatch.storage.batch import BatchResult, NewEvent
+from hookwatch.storage.rollups import Counted
+from hookwatch.storage.transaction import commit_events
+from hookwatch.storage.writer_child import ChildConfig, ChildFailed, WriterChild
 
 log = logging.getLogger("hookwatch.writer")
 

@@ -25,11 +25,10 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
-from storage.batch import BatchResult, NewEvent
-from storage.transaction import commit_events
+from hookwatch.storage.batch import BatchResult, NewEvent
+from hookwatch.storage.transaction import commit_events
 
 log = logging.getLogger("hookwatch.writer")
 
@@ -140,13 +139,9 @@ class WriterChild:
                 return self._proc
             if self._failed_at is not None and time.monotonic() - self._failed_at < RESTART_AFTER:
                 raise ChildFailed(f"the writer process is down ({self.last_failure})")
-            # The package root on the path, whatever the parent's working directory.
-            root = str(Path(__file__).resolve().parent.parent)
-            path = os.environ.get("PYTHONPATH")
-            env = {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "storage.writer_child",
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+                sys.executable, "-m", "hookwatch.storage.writer_child",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             )
             assert proc.stdin is not None
             try:

@@ -18,12 +18,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 
-from hooks.signature import sign
 from hookwatch.app import create_app
 from hookwatch.config import Config
+from hookwatch.hooks.signature import sign
 from hookwatch.settings import Settings
-from storage.engine import make_engine
-from storage.migrate import upgrade
+from hookwatch.storage.engine import make_engine
+from hookwatch.storage.migrate import upgrade
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -11,7 +11,7 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
-from storage.migrate import import_tables, migration_options
+from hookwatch.storage.migrate import import_tables, migration_options
 
 config = context.config
 import_tables()
@@ -35,7 +35,7 @@ def main() -> None:
         run(connection)
         return
     from hookwatch.settings import Settings
-    from storage.engine import make_engine
+    from hookwatch.storage.engine import make_engine
 
     url = Settings().database_url
     if context.is_offline_mode():

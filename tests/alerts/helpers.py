@@ -7,8 +7,8 @@ import json
 
 from sqlalchemy import Engine
 
-from storage.batch import NewEvent
-from storage.writer import Writer
+from hookwatch.storage.batch import NewEvent
+from hookwatch.storage.writer import Writer
 from tests.conftest import ManualClock
 
 _ids = itertools.count(1)

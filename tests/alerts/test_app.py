@@ -12,11 +12,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from alerts.job import NUDGER, install_nudge
-from alerts.tables import Alert, EvaluatorLock
+from hookwatch.alerts.job import NUDGER, install_nudge
+from hookwatch.alerts.tables import Alert, EvaluatorLock
 from hookwatch.app import create_app
 from hookwatch.config import Config, load_config
-from notifiers.outbox import DeliveryAttempt, Notification
+from hookwatch.notifiers.outbox import DeliveryAttempt, Notification
 from tests.alerts.helpers import RATE_RULE, config_text
 from tests.conftest import ManualClock, make_settings, signed_headers
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from alerts.evaluate import (
+from hookwatch.alerts.evaluate import (
     Decision,
     InstanceKey,
     active_inhibitors,
@@ -16,10 +16,10 @@ from alerts.evaluate import (
     deployments_to_map,
     step_all,
 )
-from alerts.rules import BurnWindow, Rule
-from alerts.state import FIRING, INACTIVE, PENDING, RESOLVED, AlertState
-from alerts.verdict import Inputs, judge
-from storage.rates import Counts, ScopeKey
+from hookwatch.alerts.rules import BurnWindow, Rule
+from hookwatch.alerts.state import FIRING, INACTIVE, PENDING, RESOLVED, AlertState
+from hookwatch.alerts.verdict import Inputs, judge
+from hookwatch.storage.rates import Counts, ScopeKey
 
 T0 = 1_795_000_000.0
 DEP = ("deployment", "acme/sdxl-prod")

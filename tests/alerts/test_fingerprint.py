@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from storage.fingerprint import MAX_LENGTH, fingerprint
+from hookwatch.storage.fingerprint import MAX_LENGTH, fingerprint
 
 OOM = ("CUDA out of memory. Tried to allocate <n> GiB (GPU <n>; <n> GiB total capacity; "
        "<n> GiB already allocated; <n> MiB free)")

@@ -10,14 +10,14 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from alerts import job as alert_job
-from alerts.job import run_evaluation
-from alerts.rules import Rule, default_rules
-from alerts.tables import Alert, AlertTransition, Silence
+from hookwatch.alerts import job as alert_job
+from hookwatch.alerts.job import run_evaluation
+from hookwatch.alerts.rules import Rule, default_rules
+from hookwatch.alerts.tables import Alert, AlertTransition, Silence
 from hookwatch.config import load_config
-from notifiers.message import AlertMessage
-from notifiers.outbox import Notification
-from storage.engine import make_engine
+from hookwatch.notifiers.message import AlertMessage
+from hookwatch.notifiers.outbox import Notification
+from hookwatch.storage.engine import make_engine
 from tests.alerts.helpers import RATE_RULE, config_text, event, ingest, outcomes
 from tests.conftest import ManualClock
 
@@ -163,7 +163,7 @@ def test_stuck_with_inhibition_by_the_model(engine: Engine, clock: ManualClock) 
 
 
 def _pending_ids(engine: Engine) -> list[str]:
-    from storage.tables import Prediction
+    from hookwatch.storage.tables import Prediction
 
     with Session(engine) as session:
         return list(session.exec(select(Prediction.id).where(Prediction.rank < 2)))
@@ -206,7 +206,7 @@ def test_silence_row_mutes_and_rule_removal_resolves(
 
 
 def test_queries_for_the_dashboard(engine: Engine, clock: ManualClock) -> None:
-    from alerts.queries import open_alerts, recent_alerts, scope_statuses
+    from hookwatch.alerts.queries import open_alerts, recent_alerts, scope_statuses
 
     rules = [Rule(name="dep", kind="error_rate", scope="deployment", min_predictions=5),
              Rule(name="ver", kind="error_rate", scope="version", min_predictions=5,

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from storage.rates import (
+from hookwatch.storage.rates import (
     Counts,
     history,
     latency_percentiles,

@@ -9,8 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from alerts.duration import DurationError, format_duration, parse_duration
-from alerts.rules import DEFAULT_BURN_WINDOWS, BurnWindow, default_rules, parse_inhibit, parse_rules
+from hookwatch.alerts.duration import DurationError, format_duration, parse_duration
+from hookwatch.alerts.rules import (
+    DEFAULT_BURN_WINDOWS,
+    BurnWindow,
+    default_rules,
+    parse_inhibit,
+    parse_rules,
+)
 from hookwatch.cli import main
 from hookwatch.config import ConfigError, load_config
 

@@ -14,8 +14,8 @@ import orjson
 from fastapi import FastAPI
 
 from hookwatch.config import Config, load_config
-from storage.migrate import upgrade
-from storage.writer import Writer
+from hookwatch.storage.migrate import upgrade
+from hookwatch.storage.writer import Writer
 from tests.alerts.helpers import event
 from tests.conftest import ManualClock, signed_headers
 

@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from dashboard.auth import COOKIE, Gate, RedactToken, safe_next
+from hookwatch.dashboard.auth import COOKIE, Gate, RedactToken, safe_next
 from tests.conftest import ManualClock
 from tests.dashboard import helpers
 

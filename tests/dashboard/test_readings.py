@@ -7,9 +7,9 @@ import random
 import pytest
 from sqlalchemy import Engine
 
-from dashboard.failures import RecentFailures, recent_failures
-from dashboard.readings import HISTORY_DAYS, Readings
-from storage.rates import histories, latency_percentiles, multi_window_counts
+from hookwatch.dashboard.failures import RecentFailures, recent_failures
+from hookwatch.dashboard.readings import HISTORY_DAYS, Readings
+from hookwatch.storage.rates import histories, latency_percentiles, multi_window_counts
 from tests.alerts.helpers import event, ingest
 from tests.conftest import ManualClock
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from dashboard.svg import Day, badge, day_class, gaps_defs, history_bar, sparkline, text_width
+from hookwatch.dashboard.svg import (
+    Day,
+    badge,
+    day_class,
+    gaps_defs,
+    history_bar,
+    sparkline,
+    text_width,
+)
 
 NASTY = '"><script>alert(1)</script><img src=x onerror=alert(2)>&'
 SVG = "{http://www.w3.org/2000/svg}"

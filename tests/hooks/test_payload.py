@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hooks.payload import MAX_ERROR, MAX_LOGS, read_prediction
+from hookwatch.hooks.payload import MAX_ERROR, MAX_LOGS, read_prediction
 
 
 def test_long_logs_keep_their_tail_whatever_their_json_type() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from hooks.route import Refused, read_body
+from hookwatch.hooks.route import Refused, read_body
 
 
 def _receive(*messages: dict[str, Any]) -> Any:

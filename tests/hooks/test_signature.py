@@ -11,7 +11,7 @@ import svix
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from hooks.signature import AuthError, SecretFormatError, Verifier, parse_secret, sign
+from hookwatch.hooks.signature import AuthError, SecretFormatError, Verifier, parse_secret, sign
 
 # The vector every Standard Webhooks library tests against.
 REF_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

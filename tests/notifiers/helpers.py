@@ -23,15 +23,15 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import Engine
 from sqlmodel import Session as DbSession
 
-from hooks.signature import Verifier
 from hookwatch.config import Config
+from hookwatch.hooks.signature import Verifier
 from hookwatch.metrics import Metrics
+from hookwatch.notifiers.message import AlertMessage, TopError
+from hookwatch.notifiers.outbox import Notification
+from hookwatch.notifiers.registry import NotifierConfig, parse_notifiers
 from hookwatch.runtime import Runtime
 from hookwatch.settings import Settings
-from notifiers.message import AlertMessage, TopError
-from notifiers.outbox import Notification
-from notifiers.registry import NotifierConfig, parse_notifiers
-from storage.writer import Writer
+from hookwatch.storage.writer import Writer
 from tests.conftest import free_port
 
 Answer = tuple[int, dict[str, str], bytes]

@@ -9,11 +9,11 @@ import pytest
 
 from hookwatch.cli import main
 from hookwatch.config import ConfigError, load_config
-from notifiers.mail import EmailOptions
-from notifiers.pagerduty import DEFAULT_EVENTS_URL, PagerDutyOptions
-from notifiers.registry import NOTIFIERS, parse_notifiers
-from notifiers.slack import SlackOptions
-from notifiers.webhook import WebhookOptions
+from hookwatch.notifiers.mail import EmailOptions
+from hookwatch.notifiers.pagerduty import DEFAULT_EVENTS_URL, PagerDutyOptions
+from hookwatch.notifiers.registry import NOTIFIERS, parse_notifiers
+from hookwatch.notifiers.slack import SlackOptions
+from hookwatch.notifiers.webhook import WebhookOptions
 from tests.notifiers.helpers import HOOK_SECRET, ROUTING_KEY, SLACK_TOKEN, SMTP_PASSWORD
 
 SLACK_URL = "https://hooks.slack.com/services/T0/B0/Zm9vYmFyYmF6cXV4"

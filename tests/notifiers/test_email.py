@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from notifiers.base import NotifyError, SendContext
-from notifiers.mail import EmailNotifier
-from notifiers.registry import NotifierConfig
+from hookwatch.notifiers.base import NotifyError, SendContext
+from hookwatch.notifiers.mail import EmailNotifier
+from hookwatch.notifiers.registry import NotifierConfig
 from tests.conftest import free_port
 from tests.notifiers.helpers import (
     SMTP_PASSWORD,

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from notifiers.outbox import Notification
-from notifiers.registry import NotifierConfig
-from notifiers.worker import deliver, request_delivery, start_delivery, stop_delivery
+from hookwatch.notifiers.outbox import Notification
+from hookwatch.notifiers.registry import NotifierConfig
+from hookwatch.notifiers.worker import deliver, request_delivery, start_delivery, stop_delivery
 from tests.conftest import ManualClock
 from tests.notifiers.helpers import (
     HOOK_SECRET,

@@ -8,9 +8,9 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
-from notifiers.base import Notifier, NotifyError, SendContext
-from notifiers.pagerduty import build_event
-from notifiers.registry import build
+from hookwatch.notifiers.base import Notifier, NotifyError, SendContext
+from hookwatch.notifiers.pagerduty import build_event
+from hookwatch.notifiers.registry import build
 from tests.notifiers.helpers import ROUTING_KEY, Receiver, alert, notifier_configs, pagerduty_answer
 
 NOW = 1_795_000_100.0

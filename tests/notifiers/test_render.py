@@ -6,12 +6,12 @@ import email
 import email.policy
 from typing import Any
 
-from notifiers.base import SendContext
-from notifiers.mail import EmailOptions, build_email
-from notifiers.message import TopError
-from notifiers.pagerduty import SUMMARY_MAX, build_event
-from notifiers.render import context, duration, render, slack_escape
-from notifiers.slack import HEADER_TEXT_MAX, MAX_BLOCKS, SECTION_TEXT_MAX, build_blocks
+from hookwatch.notifiers.base import SendContext
+from hookwatch.notifiers.mail import EmailOptions, build_email
+from hookwatch.notifiers.message import TopError
+from hookwatch.notifiers.pagerduty import SUMMARY_MAX, build_event
+from hookwatch.notifiers.render import context, duration, render, slack_escape
+from hookwatch.notifiers.slack import HEADER_TEXT_MAX, MAX_BLOCKS, SECTION_TEXT_MAX, build_blocks
 from tests.notifiers.helpers import ROUTING_KEY, alert
 
 OPTIONS = EmailOptions(

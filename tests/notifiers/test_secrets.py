@@ -13,8 +13,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from notifiers.outbox import DeliveryAttempt, Notification
-from notifiers.worker import deliver
+from hookwatch.notifiers.outbox import DeliveryAttempt, Notification
+from hookwatch.notifiers.worker import deliver
 from tests.conftest import ManualClock
 from tests.notifiers.helpers import (
     HOOK_SECRET,

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from notifiers.base import Notifier, NotifyError, SendContext
-from notifiers.registry import build
+from hookwatch.notifiers.base import Notifier, NotifyError, SendContext
+from hookwatch.notifiers.registry import build
 from tests.notifiers.helpers import (
     SLACK_PATH,
     SLACK_TOKEN,

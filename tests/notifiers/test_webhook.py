@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from standardwebhooks import Webhook
 
-from hooks.signature import Verifier
-from notifiers.base import Notifier, NotifyError, SendContext
-from notifiers.registry import build
+from hookwatch.hooks.signature import Verifier
+from hookwatch.notifiers.base import Notifier, NotifyError, SendContext
+from hookwatch.notifiers.registry import build
 from tests.notifiers.helpers import HOOK_SECRET, Receiver, alert, notifier_configs
 
 NOW = 1_795_000_100.0

@@ -11,11 +11,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from hookwatch.jobs import job_specs
+from hookwatch.notifiers.claims import LEASE_SECONDS, claim
+from hookwatch.notifiers.outbox import DeliveryAttempt, Notification
+from hookwatch.notifiers.registry import NotifierConfig
+from hookwatch.notifiers.worker import BACKOFF_BASE, deliver
 from hookwatch.runtime import Runtime
-from notifiers.claims import LEASE_SECONDS, claim
-from notifiers.outbox import DeliveryAttempt, Notification
-from notifiers.registry import NotifierConfig
-from notifiers.worker import BACKOFF_BASE, deliver
 from tests.conftest import ManualClock, free_port
 from tests.notifiers.helpers import (
     HOOK_SECRET,
@@ -63,7 +63,7 @@ def receiver() -> Iterator[Receiver]:
 
 def test_deliver_is_a_scheduled_job() -> None:
     spec = next(s for s in job_specs() if s.name == "deliver")
-    assert spec.fn.__module__ == "notifiers.worker"
+    assert spec.fn.__module__ == "hookwatch.notifiers.worker"
 
 
 def test_outage_then_every_notification_arrives_exactly_once(

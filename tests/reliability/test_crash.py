@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hooks.signature import sign
+from hookwatch.hooks.signature import sign
 from tests.conftest import SECRET
 from tests.notifiers.helpers import Receiver
 from tests.reliability.helpers import Serve

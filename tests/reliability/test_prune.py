@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from storage.prune import DAY, MINUTE_BUCKETS_KEPT, prune, prune_old
+from hookwatch.storage.prune import DAY, MINUTE_BUCKETS_KEPT, prune, prune_old
 from tests.conftest import ManualClock, signed_headers, token_headers
 from tests.reliability.helpers import count
 

@@ -15,8 +15,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from hooks.reconcile import BACKOFF_BASE, MAX_ATTEMPTS, MAX_FAILURES_IN_A_ROW, reconcile
-from storage.rollups import Counted
+from hookwatch.hooks.reconcile import BACKOFF_BASE, MAX_ATTEMPTS, MAX_FAILURES_IN_A_ROW, reconcile
+from hookwatch.storage.rollups import Counted
 from tests.conftest import ManualClock, signed_headers, token_headers
 from tests.reliability.helpers import RecordingServer, count, json_answer
 

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from hooks.signature import sign
+from hookwatch.hooks.signature import sign
 from tests.conftest import SECRET, TOKEN, LiveServer, ManualClock, signed_headers
 from tests.reliability.helpers import count
 

@@ -14,7 +14,7 @@ from hookwatch.app import create_app
 from hookwatch.jobs import JobSpec
 from hookwatch.leader import AdvisoryLockLeader, SoleLeader, leadership_for
 from hookwatch.runtime import Runtime
-from storage.engine import make_engine
+from hookwatch.storage.engine import make_engine
 from tests.conftest import POSTGRES_URL, ManualClock, make_settings
 from tests.scaleout.replicas import terminate, until
 

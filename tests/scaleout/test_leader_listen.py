@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from hookwatch.leader import AdvisoryLockLeader, SoleLeader
-from storage.batch import FAILED_CHANNEL
+from hookwatch.storage.batch import FAILED_CHANNEL
 from tests.scaleout.replicas import terminate, until
 
 pytestmark = pytest.mark.postgres

@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import Engine, text
 
+from hookwatch.notifiers.worker import DeliveryReport, claim, deliver, stop_delivery
 from hookwatch.runtime import Runtime
-from notifiers.worker import DeliveryReport, claim, deliver, stop_delivery
-from storage.engine import make_engine
-from storage.migrate import upgrade
+from hookwatch.storage.engine import make_engine
+from hookwatch.storage.migrate import upgrade
 from tests.conftest import ManualClock
 from tests.notifiers.helpers import (
     HOOK_SECRET,

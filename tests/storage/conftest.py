@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, text
 
-from hooks.payload import parse_json, read_prediction
-from storage.batch import NewEvent
+from hookwatch.hooks.payload import parse_json, read_prediction
+from hookwatch.storage.batch import NewEvent
 
 
 def event(

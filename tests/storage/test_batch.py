@@ -9,7 +9,7 @@ import orjson
 import pytest
 from sqlalchemy import Engine
 
-from storage.writer import Writer
+from hookwatch.storage.writer import Writer
 from tests.conftest import FIXTURES, ManualClock, fixture_bytes
 from tests.storage.conftest import event, outcome_totals, prediction, scalar
 

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
-from storage.batch import BatchResult, NewEvent
-from storage.engine import make_engine
-from storage.writer import Writer
+from hookwatch.storage.batch import BatchResult, NewEvent
+from hookwatch.storage.engine import make_engine
+from hookwatch.storage.writer import Writer
 from tests.conftest import ManualClock
 from tests.storage.conftest import event as make_event
 from tests.storage.conftest import outcome_totals, scalar

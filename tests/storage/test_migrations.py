@@ -17,8 +17,8 @@ from sqlmodel import SQLModel
 
 from hookwatch.app import create_app
 from hookwatch.cli import main
-from storage.engine import make_engine
-from storage.migrate import (
+from hookwatch.storage.engine import make_engine
+from hookwatch.storage.migrate import (
     SchemaOutdated,
     advisory_key,
     alembic_config,
@@ -181,7 +181,7 @@ def test_migrate_waits_for_a_concurrent_migration(
 PACKAGES = ("hookwatch", "hooks", "storage", "alerts", "notifiers", "dashboard")
 _LIST_TABLES = """
 import importlib, sys
-from storage.migrate import metadata
+from hookwatch.storage.migrate import metadata
 listed = set(metadata().tables)
 for module in sys.argv[1:]:
     importlib.import_module(module)
@@ -194,12 +194,12 @@ def test_import_tables_reaches_every_table() -> None:
     """A fresh interpreter: the tables import_tables() registers are all the tables any module
     defines. A module left out would escape the migrations and the comparison above."""
     modules = sorted(
-        ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        ".".join(("hookwatch", *path.relative_to(ROOT).with_suffix("").parts))
         for package in PACKAGES
         for path in (ROOT / package).rglob("*.py")
         if "table=True" in path.read_text() and "migrations" not in path.parts
     )
-    assert "storage.tables" in modules
+    assert "hookwatch.storage.tables" in modules
     found = subprocess.run([sys.executable, "-c", _LIST_TABLES, *modules], cwd=ROOT,
                            capture_output=True, text=True, timeout=60, check=True)
     assert found.stdout.strip() == "", f"add to storage.migrate.import_tables(): {found.stdout}"

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from storage.batch import FAILED_CHANNEL
-from storage.engine import make_engine
-from storage.migrate import upgrade
-from storage.writer import Writer
+from hookwatch.storage.batch import FAILED_CHANNEL
+from hookwatch.storage.engine import make_engine
+from hookwatch.storage.migrate import upgrade
+from hookwatch.storage.writer import Writer
 from tests.conftest import POSTGRES_URL, ManualClock
 from tests.storage.conftest import event
 

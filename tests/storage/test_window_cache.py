@@ -8,8 +8,8 @@ import random
 
 from sqlalchemy import Connection, Engine, text
 
-from storage.rates import OUTCOME_COLUMNS, histories, multi_window_counts
-from storage.window_cache import ClosedSeries, SlidingSums, Vector, WindowCache
+from hookwatch.storage.rates import OUTCOME_COLUMNS, histories, multi_window_counts
+from hookwatch.storage.window_cache import ClosedSeries, SlidingSums, Vector, WindowCache
 from tests.alerts.helpers import outcomes
 from tests.conftest import ManualClock
 

@@ -9,8 +9,8 @@ import dataclasses
 import pytest
 from sqlalchemy import Engine, text
 
-from storage.engine import writer_process_config
-from storage.writer import Writer, WriterUnavailable
+from hookwatch.storage.engine import writer_process_config
+from hookwatch.storage.writer import Writer, WriterUnavailable
 from tests.conftest import ManualClock
 from tests.storage.conftest import event
 

@@ -14,10 +14,10 @@ from typing import TypeVar
 import pytest
 from sqlalchemy import Engine, text
 
-from storage.batch import NewEvent
-from storage.engine import writer_process_config
-from storage.writer import Writer, WriterUnavailable
-from storage.writer_child import ChildConfig, ChildFailed, WriterChild
+from hookwatch.storage.batch import NewEvent
+from hookwatch.storage.engine import writer_process_config
+from hookwatch.storage.writer import Writer, WriterUnavailable
+from hookwatch.storage.writer_child import ChildConfig, ChildFailed, WriterChild
 from tests.conftest import ManualClock
 from tests.storage.conftest import event, scalar
 
@@ -157,7 +157,7 @@ def test_no_credential_on_the_command_line(
         return Path(f"/proc/{child_pid(writer)}/cmdline").read_bytes().decode()
 
     cmdline = run_writer(sqlite_engine, clock, body)
-    assert cmdline.split("\0")[1:3] == ["-m", "storage.writer_child"]
+    assert cmdline.split("\0")[1:3] == ["-m", "hookwatch.storage.writer_child"]
     assert str(config.args[0]) not in cmdline
 
 
@@ -189,7 +189,7 @@ def test_events_and_outcomes_cross_the_pipe_whole() -> None:
     import dataclasses
     import pickle
 
-    from storage.rollups import Counted
+    from hookwatch.storage.rollups import Counted
 
     ev = NewEvent(
         dedup_key="id:m", prediction_id="p", status="failed", source="signed", received_at=1.5,
@@ -206,9 +206,9 @@ def test_events_and_outcomes_cross_the_pipe_whole() -> None:
 
 PARENT = """
 import asyncio, sys, time
-from storage.batch import NewEvent
-from storage.engine import make_engine, writer_process_config
-from storage.writer_child import WriterChild
+from hookwatch.storage.batch import NewEvent
+from hookwatch.storage.engine import make_engine, writer_process_config
+from hookwatch.storage.writer_child import WriterChild
 
 async def main() -> None:
     child = WriterChild(writer_process_config(make_engine(sys.argv[1])))
