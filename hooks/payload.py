@@ -107,6 +107,18 @@ def _seconds(value: Any) -> float | None:
     return seconds
 
 
+# Cog's server puts this before a prediction's error, and a failure that passes through both
+# its runner and its worker gets it twice ("Prediction failed: Prediction failed: ...").
+_COG_PREFIX = "Prediction failed: "
+
+
+def _error(value: Any) -> str | None:
+    text = _text(value, MAX_ERROR)
+    while text is not None and text.startswith(_COG_PREFIX * 2):
+        text = text[len(_COG_PREFIX):]
+    return text
+
+
 def read_prediction(doc: Any, query: Mapping[str, str]) -> dict[str, Any]:
     """The fields hookwatch tracks, from a parsed body; PayloadError when it is no prediction."""
     if not isinstance(doc, dict):
@@ -129,7 +141,7 @@ def read_prediction(doc: Any, query: Mapping[str, str]) -> dict[str, Any]:
         "model": _label(doc, "model", query),
         "deployment": _label(doc, "deployment", query),
         "version": _label(doc, "version", query),
-        "error": _text(doc.get("error"), MAX_ERROR),
+        "error": _error(doc.get("error")),
         "logs": _text(doc.get("logs"), MAX_LOGS, tail=True),
         "created_at": parse_time(doc.get("created_at")),
         "started_at": parse_time(doc.get("started_at")),

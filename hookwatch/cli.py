@@ -16,6 +16,7 @@ from hookwatch.config import ConfigError, load_config
 from hookwatch.notifiers.testnotify import cmd_test_notify
 from hookwatch.settings import Settings, load_settings
 from hookwatch.storage.engine import redacted
+from hookwatch.storage.sqlite_path import folder_problem
 
 DESCRIPTION = """\
 hookwatch verifies Replicate and Cog prediction webhooks, records every prediction's
@@ -58,6 +59,12 @@ def startup_banner(settings: Settings, rules: int, notifiers: list[str]) -> str:
             "  WARNING: no webhook secret and no ingest token: every webhook will be refused"
             " with 401.\n           Set HOOKWATCH_WEBHOOK_SECRETS (Replicate's signing secret)"
             " or HOOKWATCH_INGEST_TOKEN."
+        )
+    if not settings.public_url and settings.host not in ("127.0.0.1", "localhost", "::1"):
+        lines.append(
+            f"  WARNING: listening on {settings.host} without HOOKWATCH_PUBLIC_URL: links in"
+            f" notifications will point at {base}/,\n           which nobody else can open."
+            " Set HOOKWATCH_PUBLIC_URL to the address people and Replicate use."
         )
     return "\n".join(lines)
 
@@ -128,6 +135,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     print(f"database   {redacted(settings.database_url)}", flush=True)
+    problem = folder_problem(settings.database_url)
+    if problem is not None:
+        print(f"database: {problem}", file=sys.stderr)
+        return 1
     engine = make_engine(settings.database_url)
     began = time.monotonic()
 
@@ -155,12 +166,16 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def schema_problem(settings: Settings) -> str | None:
-    """Why `serve` must not start on this database (an outdated schema), or None."""
+    """Why `serve` must not start on this database (a data folder it cannot write, an
+    outdated schema, a server it cannot reach), or None."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from hookwatch.storage.engine import make_engine
     from hookwatch.storage.migrate import SchemaOutdated, require_current
 
+    problem = folder_problem(settings.database_url)
+    if problem is not None:
+        return problem
     migrates = settings.auto_migrate if settings.auto_migrate is not None else settings.is_sqlite
     if migrates:
         return None
@@ -178,7 +193,7 @@ def schema_problem(settings: Settings) -> str | None:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from hookwatch.simulate import run, summary
+    from hookwatch.simulate import run, summary, wait_until_up
 
     secret = args.secret or None
     token = args.token or os.environ.get("HOOKWATCH_INGEST_TOKEN") or None
@@ -190,6 +205,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     rate = float(str(args.rate).removesuffix("/s"))
+    if not asyncio.run(wait_until_up(args.url)):
+        print(f"simulate: nothing answers at {args.url} after 10 s; is `hookwatch serve` "
+              "running there?", file=sys.stderr)
+        return 1
     began = time.monotonic()
     tally = asyncio.run(run(
         url=args.url, secret=secret, token=token, rate=rate, duration=args.duration,
@@ -214,7 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    serve = sub.add_parser("serve", help="run the service (API, writer, scheduler) in one process")
+    serve = sub.add_parser(
+        "serve", help="run the service (API, writer, scheduler) in one process",
+        description="Run hookwatch: the webhook receiver, the dashboard and API, the writer "
+        "process and the scheduled jobs (evaluate, deliver, reconcile, prune). Settings come from "
+        "HOOKWATCH_* variables and the config file's [server] table; flags win over both.",
+    )
     serve.add_argument("--config", type=Path, help="TOML config file (rules, notifiers)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
@@ -229,16 +253,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("demo_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     demo.set_defaults(func=cmd_demo)
 
-    sim = sub.add_parser("simulate", help="send signed, Replicate-shaped lifecycle webhooks")
+    sim = sub.add_parser(
+        "simulate", help="send signed, Replicate-shaped lifecycle webhooks",
+        description="Send Replicate-shaped prediction lifecycles (starting, processing, a "
+        "terminal status) to a running hookwatch, signed like Replicate's, with a progress line. "
+        "Waits up to 10 s for the URL to answer before it starts.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     sim.add_argument("--url", required=True, help="e.g. http://127.0.0.1:8000/hooks/replicate")
     sim.add_argument("--secret", help="whsec_… signing secret (default: HOOKWATCH_WEBHOOK_SECRETS)")
     sim.add_argument("--token", help="bearer token instead of a signature")
     sim.add_argument("--rate", default="50", help="webhooks per second, e.g. 200 or 200/s")
-    sim.add_argument("--duration", type=float, default=10.0, help="seconds (default 10)")
-    sim.add_argument("--failure-rate", type=float, default=0.1, help="share of failed predictions")
-    sim.add_argument("--model", default="acme/sdxl")
-    sim.add_argument("--deployment", default=None)
-    sim.add_argument("--seed", type=int, default=None)
+    sim.add_argument("--duration", type=float, default=10.0, help="seconds to send for")
+    sim.add_argument("--failure-rate", type=float, default=0.1,
+                     help="share of predictions that fail, 0 to 1")
+    sim.add_argument("--model", default="acme/sdxl", help="the model every prediction names")
+    sim.add_argument("--deployment", default=None,
+                     help="a deployment to name as well (default: none, model only)")
+    sim.add_argument("--seed", type=int, default=None,
+                     help="random seed, for the same traffic twice (default: random)")
     sim.set_defaults(func=cmd_simulate)
 
     check = sub.add_parser("check-config", help="validate a config file; one line per problem")
@@ -250,10 +283,19 @@ def build_parser() -> argparse.ArgumentParser:
     tn.add_argument("--config", type=Path, help="TOML config file (default: HOOKWATCH_CONFIG)")
     tn.set_defaults(func=cmd_test_notify)
 
-    sec = sub.add_parser("secret", help="print a new whsec_ signing secret")
+    sec = sub.add_parser(
+        "secret", help="print a new whsec_ signing secret",
+        description="Print a new random Standard Webhooks secret (whsec_ and 24 random bytes in "
+        "base64), for HOOKWATCH_WEBHOOK_SECRETS and `simulate --secret`.",
+    )
     sec.set_defaults(func=cmd_secret)
 
-    mig = sub.add_parser("migrate", help="bring the database schema up to date")
+    mig = sub.add_parser(
+        "migrate", help="bring the database schema up to date",
+        description="Apply the pending Alembic migrations to HOOKWATCH_DATABASE_URL, printing "
+        "each step. SQLite migrates by itself at start-up; with PostgreSQL and several replicas, "
+        "run this once before starting them.",
+    )
     mig.add_argument("--config", type=Path, help="TOML config file (its [server] table)")
     mig.set_defaults(func=cmd_migrate)
     return parser
@@ -272,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     # APScheduler announces every job it adds and runs; hookwatch's own lines say what matters.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # `migrate` prints its own steps
+    # httpx logs one INFO line per request: 6,000 lines for a 30 s `simulate`.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     result: int = args.func(args)
     return result

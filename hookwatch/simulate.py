@@ -178,6 +178,22 @@ async def run(
     return tally
 
 
+async def wait_until_up(url: str, *, within: float = 10.0) -> bool:
+    """True once anything answers HTTP at `url` (a GET on the webhook path is a 405): a
+    `simulate` started right after `serve &` would otherwise lose its first second to refused
+    connections."""
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while True:
+            try:
+                await client.get(url)
+                return True
+            except httpx.TransportError:
+                if time.monotonic() >= deadline:
+                    return False
+                await asyncio.sleep(0.2)
+
+
 def _reason(response: httpx.Response) -> str:
     try:
         return f"{response.status_code} {response.json().get('error', '')}".strip()

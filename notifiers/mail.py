@@ -91,6 +91,16 @@ def header_safe(text: str, limit: int = _SUBJECT_MAX) -> str:
     return short("".join(c if ord(c) >= 32 and ord(c) != 127 else " " for c in text), limit)
 
 
+def subject(message: AlertMessage) -> str:
+    """One subject per alert, whatever happens to it: mail clients thread by subject as well
+    as by In-Reply-To (Gmail needs both), so the state ("FIRING", "RESOLVED") lives in the
+    body's first line, and follow-ups read "Re: " like any reply."""
+    if message.kind == "test":
+        return f"[TEST] {message.summary}"
+    base = f"[hookwatch] {message.scope} {message.scope_name}: {message.rule}"
+    return base if message.kind == "trigger" else f"Re: {base}"
+
+
 def message_id(context: SendContext, sender: str, alert_key: str) -> str:
     """Stable per notification, so a retried send carries the same Message-ID (receivers dedupe)."""
     domain = parseaddr(sender)[1].rpartition("@")[2] or "hookwatch.invalid"
@@ -105,7 +115,7 @@ def build_email(
 ) -> EmailMessage:
     values = context(message)
     mail = EmailMessage(policy=POLICY)
-    mail["Subject"] = header_safe(values["title"])
+    mail["Subject"] = header_safe(subject(message))
     mail["From"] = options.sender
     mail["To"] = ", ".join(options.to)
     mail["Date"] = formatdate(send_context.now, usegmt=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -10,9 +11,15 @@ Kind = Literal["trigger", "resolve", "acknowledge", "reminder", "test"]
 
 @dataclass(frozen=True)
 class TopError:
-    fingerprint: str
+    fingerprint: str  # the masked error text, e.g. "CUDA out of memory. Tried <n> GiB"
     count: int
     example: str
+
+    @property
+    def label(self) -> str:
+        """A short, stable id for the group: a slice of the masked text would read
+        "[CUDA out of ]", so the label is a hash of it."""
+        return hashlib.sha256(self.fingerprint.encode()).hexdigest()[:8]
 
 
 @dataclass(frozen=True)

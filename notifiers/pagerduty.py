@@ -82,7 +82,7 @@ def build_event(
         "window_seconds": message.window_seconds,
         "counts": dict(message.counts),
         "top_errors": [
-            f"{e.count}x {oneline(e.example, 300)} [{e.fingerprint[:12]}]"
+            f"{e.count}x {oneline(e.example, 300)} [{e.label}]"
             for e in message.top_errors[:10]
         ],
         "started_at": iso(message.started_at),

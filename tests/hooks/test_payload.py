@@ -17,3 +17,12 @@ def test_long_errors_keep_their_head() -> None:
     error = {"message": "CUDA out of memory", "trace": "x" * (2 * MAX_ERROR)}
     got = read_prediction({"id": "p", "status": "failed", "error": error}, {})
     assert len(got["error"]) == MAX_ERROR and got["error"].startswith('{"message": "CUDA')
+
+
+def test_cogs_doubled_prefix_is_said_once() -> None:
+    doubled = "Prediction failed: Prediction failed: OutOfMemoryError: CUDA out of memory"
+    got = read_prediction({"id": "p", "status": "failed", "error": doubled}, {})
+    assert got["error"] == "Prediction failed: OutOfMemoryError: CUDA out of memory"
+    single = read_prediction({"id": "p", "status": "failed", "error": got["error"]}, {})
+    assert single["error"] == got["error"]
+

@@ -76,8 +76,7 @@ def test_plain_smtp_delivers_text_and_html(plain: int, recorder: SmtpRecorder) -
     assert envelope.mail_from == "hookwatch@example.com"
     assert envelope.rcpt_tos == ["oncall@example.com", "ml@example.com"]
     message = parsed(recorder)
-    assert message["Subject"] == (
-        "[FIRING · critical] deployment acme/sdxl: error rate 35.0% (threshold 20.0%) over 10m")
+    assert message["Subject"] == f"[hookwatch] deployment acme/sdxl: {alert().rule}"
     assert message["Message-ID"] == result.external_ref if result else False
     assert message["Message-ID"].startswith("<hookwatch.3.")
     assert message["Auto-Submitted"] == "auto-generated"
@@ -140,7 +139,10 @@ def test_implicit_tls_with_login(tls: tuple[Path, ssl.SSLContext], recorder: Smt
     finally:
         controller.stop()
     message = parsed(recorder)
-    assert message["Subject"].startswith("[RESOLVED] deployment acme/sdxl")
+    # The trigger's subject after "Re: ", so clients thread it; the state opens the body.
+    assert message["Subject"] == f"Re: [hookwatch] deployment acme/sdxl: {alert().rule}"
+    body = message.get_body(("plain",))
+    assert body is not None and body.get_content().lstrip().startswith("[RESOLVED]")
     assert message["In-Reply-To"] == "<t@x>"
 
 
