@@ -47,6 +47,22 @@ def describe_alert(alert: Mapping[str, Any]) -> str:
     return f"{rule}{' on ' + where if where else ''}{shown}"
 
 
+def who_was_told(alert: Mapping[str, Any]) -> str:
+    """Whether anybody heard of a firing alert: muted, no notifiers, or which ones."""
+    muted_by = alert.get("muted_by")
+    if muted_by:
+        return f"muted by {muted_by}: nobody is notified of this one"
+    notes = alert.get("notifications")
+    names = sorted({str(n.get("notifier")) for n in notes if isinstance(n, Mapping)}
+                   if isinstance(notes, list) else set())
+    if names:
+        return f"notifying {', '.join(names)}"
+    if isinstance(notes, list):
+        return ("nobody was notified: no notifiers are configured "
+                "(give `--config FILE` with [notifiers.*]; see hookwatch.example.toml)")
+    return "(the alert does not say who was notified)"
+
+
 class AlertWatcher:
     """Turns successive GET /api/alerts answers into 'fired' and 'resolved' lines."""
 
@@ -86,6 +102,7 @@ class AlertWatcher:
             if state == "firing":
                 self.fired += 1
                 self.log(at(elapsed, f"ALERT FIRING: {describe_alert(alert)}"))
+                self.log(at(elapsed, "  " + who_was_told(alert)))
             elif state == "pending" and before is None:
                 self.log(at(elapsed, f"alert pending: {describe_alert(alert)}"))
             elif state in ("resolved", "inactive") and before == "firing":
