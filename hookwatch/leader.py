@@ -3,7 +3,8 @@
 On PostgreSQL the leader is the replica whose dedicated session holds a session-level advisory
 lock (https://www.postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS). When that
 process dies its session ends, the server frees the lock, and the next replica to poll takes it.
-On SQLite there is one process, and it always leads.
+On SQLite the process holding a lock file beside the database leads (hookwatch/file_leader.py);
+an in-memory database has one process, which always leads.
 
 The lock is only as good as the session: a leader that cannot confirm its session for `lease`
 seconds stops calling itself leader, well before the server (TCP keepalives below) drops the
@@ -27,7 +28,9 @@ import psycopg
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
+from hookwatch.file_leader import FileLockLeader
 from hookwatch.storage.migrate import advisory_key
+from hookwatch.storage.sqlite_path import sqlite_file
 
 log = logging.getLogger("hookwatch.leader")
 
@@ -344,4 +347,8 @@ class AdvisoryLockLeader:
 def leadership_for(engine: Engine, *, name: str | None = None, poll: float = 1.0) -> Leadership:
     if engine.dialect.name == "postgresql":
         return AdvisoryLockLeader(engine, name=name, poll=poll)
-    return SoleLeader(name)
+    database = sqlite_file(str(engine.url))
+    if database is None:  # in memory: nobody else can open it
+        return SoleLeader(name)
+    return FileLockLeader(database.with_name(database.name + ".leader"),
+                          name=name or replica_name(), poll=poll)

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from hookwatch.app import create_app
+from hookwatch.file_leader import FileLockLeader
 from hookwatch.jobs import JobSpec
 from hookwatch.leader import AdvisoryLockLeader, SoleLeader, leadership_for
 from hookwatch.runtime import Runtime
@@ -113,7 +114,8 @@ def test_lock_is_scoped_to_the_schema(pg_engine: Engine, postgres_url: str) -> N
 def test_leadership_for_picks_by_dialect(pg_engine: Engine, sqlite_url: str) -> None:
     lite = make_engine(sqlite_url)
     try:
-        assert isinstance(leadership_for(lite), SoleLeader)
+        assert isinstance(leadership_for(lite), FileLockLeader)
+        assert isinstance(leadership_for(create_engine("sqlite://")), SoleLeader)
         assert isinstance(leadership_for(pg_engine), AdvisoryLockLeader)
     finally:
         lite.dispose()
