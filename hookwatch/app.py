@@ -112,6 +112,8 @@ def create_app(
         version="0.1.0",
         summary="Replicate and Cog webhook monitoring",
         lifespan=lifespan,
+        docs_url=None,  # dashboard/apidocs.py serves it from local files
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.jobs = jobs
@@ -128,9 +130,10 @@ def create_app(
 def _routers() -> list[APIRouter]:
     from hookwatch.alerts.api import router as alerts_router
     from hookwatch.dashboard.api import router as api_router
+    from hookwatch.dashboard.apidocs import router as docs_router
     from hookwatch.dashboard.pages import router as pages_router
 
-    return [api_router, alerts_router, pages_router]
+    return [api_router, alerts_router, pages_router, docs_router]
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -104,7 +104,7 @@ notify = ["team", "oncall", "mail"]
             post(client, clock, "failed")
         client.app.state.jobs.run_now("evaluate")  # type: ignore[attr-defined]
         client.app.state.jobs.run_now("deliver")  # type: ignore[attr-defined]
-        assert told() == (["[FIRING · critical"], ["trigger"], ["[FIRING · "])
+        assert told() == (["[FIRING · critical"], ["trigger"], ["[hookwatch"])
         trigger = pagerduty.requests[0].json()
         assert trigger["dedup_key"] and trigger["payload"]["group"] == "acme/sdxl-prod"
         assert "40.0%" in trigger["payload"]["summary"]
@@ -127,6 +127,6 @@ notify = ["team", "oncall", "mail"]
         client.app.state.jobs.run_now("deliver")  # type: ignore[attr-defined]
 
     assert told() == (["[FIRING · critical", "[RESOLVED"], ["trigger", "resolve"],
-                      ["[FIRING · ", "[RESOLVED]"])
+                      ["[hookwatch", "Re: [hookw"])  # one subject: clients thread it
     assert pagerduty.requests[1].json()["dedup_key"] == trigger["dedup_key"]
     assert ROUTING_KEY not in alerts and SLACK_PATH not in alerts
