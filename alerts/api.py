@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -11,10 +10,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
-from hookwatch.alerts.compose import compose
-from hookwatch.alerts.duration import DurationError, parse_duration
-from hookwatch.alerts.job import nudge
-from hookwatch.alerts.notify import route
+from hookwatch.alerts import actions
+from hookwatch.alerts.actions import ActionRefused, AlertContextDep, iso
 from hookwatch.alerts.queries import (
     deliveries,
     get_alert,
@@ -22,30 +19,22 @@ from hookwatch.alerts.queries import (
     recent_alerts,
     transitions,
 )
-from hookwatch.alerts.rules import SCOPES
-from hookwatch.alerts.state import FIRING
-from hookwatch.alerts.store import add_notifications, take_lock
-from hookwatch.alerts.tables import Alert, AlertTransition, Silence
-from hookwatch.deps import RuntimeDep, SessionDep
-from hookwatch.notifiers.outbox import DeliveryAttempt, Notification
-from hookwatch.notifiers.worker import request_delivery
+from hookwatch.storage.session import SessionDep
+from hookwatch.storage.tables import Alert, DeliveryAttempt, Notification, Silence
 
 # A row id the databases can hold; a larger one is a 422, not an overflow deep in a driver.
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 router = APIRouter(tags=["alerts"])
-MAX_SILENCE = 90 * 86400.0
-
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def problem(status: int, code: str, detail: str) -> JSONResponse:
     """The contract's error shape: {"error": code, "detail": sentence}."""
     return JSONResponse({"error": code, "detail": detail}, status_code=status)
+
+
+def refused(exc: ActionRefused) -> JSONResponse:
+    return problem(exc.status, exc.code, exc.detail)
 
 
 class AttemptRead(BaseModel):
@@ -193,13 +182,13 @@ def _read(session: Session, alert: Alert, *, history: bool = False) -> AlertRead
 @router.get("/api/alerts", response_model=AlertList)
 def list_alerts(
     session: SessionDep,
-    runtime: RuntimeDep,
+    ctx: AlertContextDep,
     resolved_within: Annotated[float, Query(gt=0, le=90 * 24,
                                             description="hours of resolved alerts")] = 24,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> AlertList:
     """Open alerts (firing first), then those resolved recently, each with its deliveries."""
-    now = runtime.clock()
+    now = ctx.clock()
     rows = recent_alerts(session, since=now - resolved_within * 3600, limit=limit)
     notes = deliveries(session, alert_ids=[r.id for r in rows if r.id is not None])
     return AlertList(alerts=[AlertRead.of(r, notes.get(r.id or 0, [])) for r in rows])
@@ -215,108 +204,49 @@ def read_alert(alert_id: RowId, session: SessionDep) -> Any:
 
 @router.post("/api/alerts/{alert_id}/ack", response_model=AlertRead)
 def acknowledge(
-    alert_id: RowId, body: AckBody, session: SessionDep, runtime: RuntimeDep
+    alert_id: RowId, body: AckBody, session: SessionDep, ctx: AlertContextDep
 ) -> Any:
     """Stops reminders for this episode and tells the rule's channels, in one transaction."""
-    now = take_lock(session, runtime.clock(), evaluation=False)  # no evaluator overwrites it
-    alert = get_alert(session, alert_id=alert_id)
-    if alert is None:
-        return problem(404, "not_found", f"there is no alert {alert_id}")
-    if alert.state != FIRING:
-        return problem(409, "not_firing",
-                       f"alert {alert_id} is {alert.state}; only a firing alert can be "
-                       "acknowledged")
-    if alert.acked_by is not None:
-        return problem(409, "already_acknowledged",
-                       f"alert {alert_id} was acknowledged by {alert.acked_by} at "
-                       f"{iso(alert.acked_at)}")
-    alert.acked_by, alert.acked_at, alert.ack_comment = body.by, now, body.comment or None
-    note = f"acknowledged by {body.by}" + (f": {body.comment}" if body.comment else "")
-    session.add(AlertTransition(alert_id=alert_id, at=now, from_state=alert.state,
-                                to_state=alert.state, value=alert.value, note=note))
-    rule = next((r for r in runtime.config.rules if r.name == alert.rule), None)
-    if rule is not None and alert.notified:
-        message = compose(alert, kind="acknowledge", now=now,
-                          base_url=runtime.settings.base_url, rule=rule)
-        add_notifications(session, alert=alert, message=message, notifiers=route(rule),
-                          suppressed=False, now=now)
-    session.commit()
-    request_delivery(runtime)
-    session.refresh(alert)
+    try:
+        alert = actions.acknowledge(session, ctx, alert_id=alert_id, by=body.by,
+                                    comment=body.comment)
+    except ActionRefused as exc:
+        return refused(exc)
     return _read(session, alert)
 
 
 @router.get("/api/silences", response_model=SilenceList)
 def silences(
-    session: SessionDep, runtime: RuntimeDep, expired: Annotated[bool, Query()] = True
+    session: SessionDep, ctx: AlertContextDep, expired: Annotated[bool, Query()] = True
 ) -> SilenceList:
     """Active and pending silences, then expired ones (kept for history)."""
-    now = runtime.clock()
+    now = ctx.clock()
     rows = list_silences(session, now=now, include_expired=expired)
     return SilenceList(silences=[SilenceRead.of(r, now) for r in rows])
 
 
-def _time(value: float | str | None, field: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, float | int):
-        return float(value)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{field} must be ISO 8601 (e.g. 2026-05-01T12:00:00Z) or unix "
-                         "seconds") from None
-    if parsed.tzinfo is None:
-        raise ValueError(f"{field} needs a time zone, e.g. a trailing Z")
-    return parsed.timestamp()
-
-
 @router.post("/api/silences", response_model=SilenceRead, status_code=201)
-def create_silence(body: SilenceBody, session: SessionDep, runtime: RuntimeDep) -> Any:
-    now = runtime.clock()
-    if body.scope not in ("*", *SCOPES):
-        return problem(422, "invalid_silence", f"scope must be *, {', '.join(SCOPES)}")
+def create_silence(body: SilenceBody, session: SessionDep, ctx: AlertContextDep) -> Any:
     try:
-        starts = _time(body.starts_at, "starts_at") or now
-        ends = _time(body.ends_at, "ends_at")
-        if (ends is None) == (body.duration is None):
-            raise ValueError("give exactly one of ends_at and duration")
-        if body.duration is not None:
-            ends = starts + parse_duration(body.duration)
-    except (ValueError, DurationError) as exc:
-        return problem(422, "invalid_silence", str(exc))
-    assert ends is not None
-    if ends <= max(starts, now):
-        return problem(422, "invalid_silence", "the silence must end after it starts and "
-                                               "in the future")
-    if ends - starts > MAX_SILENCE:
-        return problem(422, "invalid_silence", "a silence lasts at most 90 days")
-    row = Silence(rule=body.rule, scope=body.scope, name=body.name, starts_at=starts,
-                  ends_at=ends, created_by=body.created_by, comment=body.comment,
-                  created_at=now)
-    session.add(row)
-    session.commit()
-    nudge(runtime)  # a silence mutes (or unmutes) at once, not at the next tick
-    session.refresh(row)
-    return SilenceRead.of(row, now)
+        row = actions.create_silence(
+            session, ctx, rule=body.rule, scope=body.scope, name=body.name,
+            starts_at=body.starts_at, ends_at=body.ends_at, duration=body.duration,
+            created_by=body.created_by, comment=body.comment,
+        )
+    except ActionRefused as exc:
+        return refused(exc)
+    return SilenceRead.of(row, row.created_at)
 
 
 @router.delete("/api/silences/{silence_id}", response_model=SilenceRead)
 def expire_silence(
-    silence_id: RowId, session: SessionDep, runtime: RuntimeDep,
+    silence_id: RowId, session: SessionDep, ctx: AlertContextDep,
     by: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Any:
     """Ends the silence now; the row stays, for history."""
-    now = runtime.clock()
-    row = session.get(Silence, silence_id)
-    if row is None:
-        return problem(404, "not_found", f"there is no silence {silence_id}")
-    if row.ends_at <= now:
-        return problem(409, "already_expired", f"silence {silence_id} ended at "
-                                               f"{iso(row.ends_at)}")
-    row.ends_at, row.expired_at, row.expired_by = now, now, by
-    session.add(row)
-    session.commit()
-    nudge(runtime)  # a silence mutes (or unmutes) at once, not at the next tick
-    session.refresh(row)
-    return SilenceRead.of(row, now)
+    try:
+        row = actions.expire_silence(session, ctx, silence_id=silence_id, by=by)
+    except ActionRefused as exc:
+        return refused(exc)
+    assert row.expired_at is not None
+    return SilenceRead.of(row, row.expired_at)

@@ -6,9 +6,9 @@ import orjson
 from sqlmodel import Session
 
 from hookwatch.alerts.rules import Rule
-from hookwatch.alerts.tables import Alert
 from hookwatch.notifiers.message import AlertMessage, Kind, TopError
 from hookwatch.storage.rates import top_fingerprints
+from hookwatch.storage.tables import Alert
 
 _ERROR_KINDS = ("error_rate", "burn_rate")
 

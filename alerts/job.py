@@ -1,5 +1,4 @@
-"""The evaluate job: windowed counts in, transitions and outbox rows out, in one transaction;
-and the nudge that runs it right after a failure is committed (here, or by another replica)."""
+"""The evaluate job: windowed counts in, transitions and outbox rows out, in one transaction."""
 
 from __future__ import annotations
 
@@ -7,9 +6,8 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 import orjson
 from sqlalchemy import Engine
@@ -38,26 +36,13 @@ from hookwatch.alerts.store import (
     take_lock,
     to_state,
 )
-from hookwatch.alerts.tables import Alert, AlertTransition
 from hookwatch.alerts.verdict import Inputs, StuckKey
-from hookwatch.notifiers.worker import request_delivery
 from hookwatch.storage.rates import ScopeKey, multi_window_counts, stuck_counts
-from hookwatch.storage.rollups import Counted
+from hookwatch.storage.tables import Alert, AlertTransition
 from hookwatch.storage.window_cache import WindowCache
-
-if TYPE_CHECKING:
-    from hookwatch.runtime import Runtime
 
 log = logging.getLogger("hookwatch.alerts")
 
-LOCK = "alerts.evaluate_lock"
-NUDGER = "alerts.nudger"
-CACHE = "alerts.window_cache"
-MODEL_MAP = "alerts.model_map"
-NUDGE_DEBOUNCE = 0.1  # seconds: a burst of failures costs one evaluation, and the alert < 1 s
-# Under a steady stream of failures, nudged evaluations start at most this often, so they
-# cost a bounded share of the CPU that ingest needs; the alert still lands within a second.
-NUDGE_MIN_INTERVAL = 0.5
 
 
 @dataclass(frozen=True)
@@ -201,119 +186,29 @@ def _retire(session: Session, row: Alert, *, now: float, base_url: str,
                                  suppressed=False, now=now))
 
 
-def evaluate(runtime: Runtime, now: float) -> None:
-    """The scheduler's job (and the nudge's): one evaluation at a time in this process."""
-    lock: threading.Lock = runtime.extras.setdefault(LOCK, threading.Lock())
-    with lock:
-        cache: WindowCache = runtime.extras.setdefault(CACHE, WindowCache())
-        model_map: ModelMap = runtime.extras.setdefault(MODEL_MAP, ModelMap())
-        result = run_evaluation(
-            runtime.engine,
-            rules=runtime.config.rules,
-            now=now,
-            base_url=runtime.settings.base_url,
-            inhibit=bool(runtime.config.inhibit.get("enabled", True)),
-            notifiers=runtime.config.notifiers,
-            cache=cache,
-            model_map=model_map,
-        )
-    if result.transitions or result.notifications:
-        log.info("evaluated %d alert instances: %d transitions, %d notifications",
-                 result.instances, result.transitions, result.notifications)
-    if result.notifications:
-        request_delivery(runtime)  # send now rather than at the deliver job's next tick
+@dataclass
+class Evaluator:
+    """The evaluate job, built by create_app: one evaluation at a time in this process, with
+    the caches that make the next one cheap. It returns what it decided; the caller wakes
+    delivery when notifications were written."""
 
+    engine: Engine
+    rules: Sequence[Rule]
+    base_url: str
+    inhibit: bool = True
+    notifiers: Iterable[str] = ()
+    cache: WindowCache = field(default_factory=WindowCache)
+    model_map: ModelMap = field(default_factory=ModelMap)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
-class Nudger:
-    """Runs an evaluation off the event loop shortly after a committed failure.
-
-    Failures arriving within `debounce` seconds share one evaluation; a failure counted while
-    one runs schedules the next, so none is missed; consecutive nudged evaluations start at
-    least `min_interval` apart (monotonic time: this only schedules, it decides nothing).
-    """
-
-    def __init__(
-        self,
-        runtime: Runtime,
-        *,
-        debounce: float = NUDGE_DEBOUNCE,
-        min_interval: float = NUDGE_MIN_INTERVAL,
-    ) -> None:
-        self.runtime = runtime
-        self.debounce = debounce
-        self.min_interval = min_interval
-        self._last_start = float("-inf")
-        self._mutex = threading.Lock()
-        self._timer: threading.Timer | None = None
-        self._closed = False
-        self._idle = threading.Event()
-        self._idle.set()
-
-    def __call__(self, outcomes: list[Counted]) -> None:
-        """A `runtime.counted_listeners` entry; runs on the event loop, so it only schedules."""
-        if any(o.status == "failed" for o in outcomes):
-            self.poke()
-
-    def poke(self) -> None:
-        with self._mutex:
-            if self._timer is not None or self._closed:
-                return
-            self._idle.clear()
-            wait = max(self.debounce, self._last_start + self.min_interval - time.monotonic())
-            self._timer = threading.Timer(wait, self._fire)
-            self._timer.name = "hookwatch-alert-nudge"
-            self._timer.daemon = True
-            self._timer.start()
-
-    def _fire(self) -> None:
-        with self._mutex:
-            self._timer = None
-            if self._closed:
-                self._idle.set()
-                return
-            self._last_start = time.monotonic()
-        try:
-            evaluate(self.runtime, self.runtime.clock())
-        except Exception:
-            log.exception("nudged evaluation failed")
-        finally:
-            with self._mutex:
-                if self._timer is None:
-                    self._idle.set()
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Until no nudge is pending or running (shutdown, tests); False on timeout."""
-        return self._idle.wait(timeout)
-
-    def close(self) -> None:
-        with self._mutex:
-            self._closed = True
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-                self._idle.set()
-
-
-def nudge(runtime: Runtime) -> None:
-    """Evaluate soon, if this replica's nudge is installed (the leader only). Called when
-    another replica's NOTIFY of a counted failure reaches the leader (hookwatch.jobs), and
-    after a change that should show at once (a new silence)."""
-    nudger: Nudger | None = runtime.extras.get(NUDGER)
-    if nudger is not None:
-        nudger.poke()
-
-
-def install_nudge(runtime: Runtime, *, debounce: float = NUDGE_DEBOUNCE) -> Callable[[], None]:
-    """Listen for counted failures; returns the function that stops listening."""
-    nudger = Nudger(runtime, debounce=debounce)
-    runtime.counted_listeners.append(nudger)
-    runtime.extras[NUDGER] = nudger
-
-    def detach() -> None:
-        nudger.close()
-        nudger.wait_idle(30.0)  # an evaluation in flight finishes before the engine closes
-        runtime.extras.pop(NUDGER, None)
-        if nudger in runtime.counted_listeners:
-            runtime.counted_listeners.remove(nudger)
-
-    return detach
+    def evaluate(self, now: float) -> Result:
+        with self.lock:
+            result = run_evaluation(
+                self.engine, rules=self.rules, now=now, base_url=self.base_url,
+                inhibit=self.inhibit, notifiers=self.notifiers, cache=self.cache,
+                model_map=self.model_map,
+            )
+        if result.transitions or result.notifications:
+            log.info("evaluated %d alert instances: %d transitions, %d notifications",
+                     result.instances, result.transitions, result.notifications)
+        return result

@@ -8,9 +8,8 @@ from typing import Literal
 from sqlmodel import Session, col, select
 
 from hookwatch.alerts.state import FIRING, OPEN, PENDING
-from hookwatch.alerts.tables import Alert, AlertTransition, Silence
-from hookwatch.notifiers.outbox import DeliveryAttempt, Notification
 from hookwatch.storage.rates import ScopeKey, window_counts
+from hookwatch.storage.tables import Alert, AlertTransition, DeliveryAttempt, Notification, Silence
 
 ScopeStatus = Literal["ok", "pending", "firing", "silenced", "no data"]
 SEVERITY_RANK = {"critical": 0, "error": 1, "warning": 2, "info": 3}

@@ -18,7 +18,7 @@ def alert_key(rule: str, scope: str, name: str) -> str:
 
 @dataclass(frozen=True)
 class AlertState:
-    """An alert instance as the pure logic sees it (storage maps it to alerts.tables.Alert)."""
+    """An alert instance as the pure logic sees it (storage maps it to storage.tables.Alert)."""
 
     rule: str
     scope: str

@@ -8,10 +8,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from hookwatch.alerts.state import AlertState
-from hookwatch.alerts.tables import Alert, EvaluatorLock, Silence
 from hookwatch.notifiers.message import AlertMessage
-from hookwatch.notifiers.outbox import Notification
-from hookwatch.storage.tables import Prediction
+from hookwatch.storage.tables import Alert, EvaluatorLock, Notification, Prediction, Silence
 
 
 def ensure_lock_row(conn: Connection) -> None:

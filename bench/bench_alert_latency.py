@@ -5,8 +5,8 @@ rule (deployment error rate > 50% over 10 m, at least 10 predictions) and one no
 trial uses a fresh deployment: 4 successes and 5 failures (no verdict yet: 9 predictions),
 then, once the nudges those caused have run, the crossing failure. The time is taken from the
 crossing request's 2xx until its `notifications` row can be read from another connection.
-The nudge is attached as the scheduler attaches it (`alerts.job.install_nudge`); the periodic
-jobs are left off so a 15 s tick cannot answer in the nudge's place.
+The evaluator's nudge is started as the scheduler starts it (`runtime.nudges.evaluate`); the
+periodic jobs are left off so a 15 s tick cannot answer in the nudge's place.
 
     .venv/bin/python bench/bench_alert_latency.py [--trials 100]
 """
@@ -30,7 +30,6 @@ import uvicorn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hookwatch.alerts.job import NUDGER, install_nudge  # noqa: E402
 from hookwatch.app import create_app  # noqa: E402
 from hookwatch.config import load_config  # noqa: E402
 from hookwatch.hooks.signature import sign  # noqa: E402
@@ -96,8 +95,8 @@ def main() -> None:
         while not server.started:
             time.sleep(0.01)
         runtime = app.state.runtime
-        detach = install_nudge(runtime)
-        nudger = runtime.extras[NUDGER]
+        nudger = runtime.nudges.evaluate
+        nudger.start()
         reader = sqlite3.connect(database)
         latencies: list[float] = []
         try:
@@ -119,7 +118,7 @@ def main() -> None:
                     latencies.append((time.perf_counter() - answered) * 1000)
         finally:
             reader.close()
-            detach()
+            nudger.stop()
             server.should_exit = True
             thread.join(timeout=10)
     ordered = sorted(latencies)

@@ -112,7 +112,7 @@ def main() -> None:
     from fastapi.testclient import TestClient
 
     from hookwatch.app import create_app
-    from hookwatch.dashboard.pages import page_context, readings_of
+    from hookwatch.dashboard.context import page_context
     from hookwatch.dashboard.picture import View, build_picture
     from hookwatch.dashboard.readings import Readings
     from hookwatch.dashboard.render import render
@@ -134,7 +134,7 @@ def main() -> None:
         with TestClient(app) as client, runtime.engine.connect() as conn:
             report("data: cold caches (first request)",
                    timed(lambda: build_picture(conn, readings=Readings(), now=NOW), 3))
-            readings = readings_of(runtime)
+            readings = runtime.dashboard.readings
             picture = build_picture(conn, readings=readings, now=NOW)
             assert len(picture.rows) == args.scopes, len(picture.rows)
             report("data: warm caches (every refresh)",

@@ -1,28 +1,27 @@
 """Acknowledge and silence from the page: HTML forms answered with the refreshed parts.
 
-The decisions are alerts.api's own (`acknowledge`, `create_silence`): the same lock, checks and
-notifications as the JSON API; this module only turns form fields into their bodies and their
-answers into a message on the page. Without htmx (no JS) a form post is answered 303 to /.
+The decisions are alerts.actions' own (`acknowledge`, `create_silence`), which the JSON API
+calls too: the same lock, checks and notifications; this module only turns form fields into
+their arguments and a refusal into a message on the page. Without htmx (no JS) a form post
+is answered 303 to /.
 """
 
 from __future__ import annotations
 
 import glob
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-import orjson
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
-from hookwatch.alerts.api import AckBody, SilenceBody, acknowledge, create_silence
+from hookwatch.alerts.actions import ActionRefused, acknowledge, create_silence
 from hookwatch.alerts.queries import get_alert
+from hookwatch.dashboard.context import Dashboard, DashboardDep, live_html
 from hookwatch.dashboard.picture import View
 from hookwatch.dashboard.render import HTML_HEADERS, render
-from hookwatch.deps import RuntimeDep
-from hookwatch.runtime import Runtime
 
 router = APIRouter(include_in_schema=False)
 
@@ -32,11 +31,6 @@ def same_origin(request: Request) -> None:
     origin = request.headers.get("origin")
     if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
         raise HTTPException(403, "a form on another site cannot act on this dashboard")
-
-
-def _problem_text(result: JSONResponse) -> str:
-    body: dict[str, Any] = orjson.loads(bytes(result.body))
-    return str(body.get("detail", "the request was refused"))
 
 
 class ViewFields(BaseModel):
@@ -49,16 +43,14 @@ class ViewFields(BaseModel):
     dir: str = Field(default="", max_length=4)
 
 
-def _answer(request: Request, runtime: Runtime, view: ViewFields, message: str, ok: bool,
+def _answer(request: Request, board: Dashboard, view: ViewFields, message: str, ok: bool,
             status: int = 200) -> Response:
     if request.headers.get("hx-request") != "true":
         if ok:
             return RedirectResponse("/", status_code=303)
         return JSONResponse({"error": "refused", "detail": message}, status_code=status)
-    from hookwatch.dashboard.pages import live_html  # the page module imports this router
-
     flash = render("_flash.html", message=message, ok=ok, oob=True)
-    live = live_html(runtime, View.of(view.model_dump()))
+    live = live_html(board, View.of(view.model_dump()))
     return HTMLResponse(flash + live, headers=HTML_HEADERS)
 
 
@@ -75,36 +67,37 @@ class SilenceForm(ViewFields):
 
 @router.post("/alerts/{alert_id}/ack")
 def ack_form(
-    alert_id: int, request: Request, runtime: RuntimeDep, form: Annotated[AckForm, Form()]
+    alert_id: int, request: Request, board: DashboardDep, form: Annotated[AckForm, Form()]
 ) -> Response:
     same_origin(request)
     by, comment = form.by, form.comment
-    with Session(runtime.engine) as session:
-        result = acknowledge(alert_id, AckBody(by=by.strip() or "?", comment=comment.strip()),
-                             session, runtime)
-    if isinstance(result, JSONResponse):
-        return _answer(request, runtime, form, _problem_text(result), False, result.status_code)
-    return _answer(request, runtime, form, f"Alert {alert_id} acknowledged by {by}.", True)
+    try:
+        with Session(board.engine) as session:
+            acknowledge(session, board.alerts, alert_id=alert_id, by=by.strip() or "?",
+                        comment=comment.strip())
+    except ActionRefused as exc:
+        return _answer(request, board, form, exc.detail, False, exc.status)
+    return _answer(request, board, form, f"Alert {alert_id} acknowledged by {by}.", True)
 
 
 @router.post("/alerts/{alert_id}/silence")
 def silence_form(
-    alert_id: int, request: Request, runtime: RuntimeDep, form: Annotated[SilenceForm, Form()]
+    alert_id: int, request: Request, board: DashboardDep, form: Annotated[SilenceForm, Form()]
 ) -> Response:
     """Silences this alert's rule on this scope name for a while, with the reason given."""
     same_origin(request)
     by, comment, duration = form.by, form.comment, form.duration
-    with Session(runtime.engine) as session:
+    with Session(board.engine) as session:
         alert = get_alert(session, alert_id=alert_id)
         if alert is None:
             raise HTTPException(404, f"there is no alert {alert_id}")
         rule, name = alert.rule, alert.name
-        # Silence matchers are globs: escape the name so it matches itself only.
-        body = SilenceBody(rule=glob.escape(rule), scope=alert.scope,
+        try:
+            # Silence matchers are globs: escape the name so it matches itself only.
+            create_silence(session, board.alerts, rule=glob.escape(rule), scope=alert.scope,
                            name=glob.escape(name), duration=duration,
                            created_by=by.strip() or "?", comment=comment.strip() or "?")
-        result = create_silence(body, session, runtime)
-    if isinstance(result, JSONResponse):
-        return _answer(request, runtime, form, _problem_text(result), False, result.status_code)
-    return _answer(request, runtime, form,
+        except ActionRefused as exc:
+            return _answer(request, board, form, exc.detail, False, exc.status)
+    return _answer(request, board, form,
                    f"Silenced {rule} on {name} for {duration}.", True)

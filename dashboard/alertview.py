@@ -11,8 +11,7 @@ from sqlmodel import Session
 from hookwatch.alerts.queries import deliveries, list_silences, open_alerts
 from hookwatch.alerts.silence import is_active, matches
 from hookwatch.alerts.state import FIRING
-from hookwatch.alerts.tables import Alert, Silence
-from hookwatch.notifiers.outbox import DeliveryAttempt, Notification
+from hookwatch.storage.tables import Alert, DeliveryAttempt, Notification, Silence
 
 MAX_DELIVERIES = 12
 """Per alert, the most recent notifications shown."""

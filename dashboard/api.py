@@ -10,9 +10,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
-from hookwatch.deps import RuntimeDep, SessionDep
+from hookwatch.dashboard.context import DashboardDep
 from hookwatch.storage.migrate import is_current
 from hookwatch.storage.queries import get_prediction, list_predictions
+from hookwatch.storage.session import SessionDep
 from hookwatch.storage.tables import Prediction
 
 router = APIRouter()
@@ -99,18 +100,18 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", tags=["health"])
-def readyz(runtime: RuntimeDep) -> JSONResponse:
+def readyz(board: DashboardDep) -> JSONResponse:
     checks: dict[str, Any] = {}
     try:
-        with runtime.engine.connect() as conn:
+        with board.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         checks["database"] = "ok"
-        checks["migrations"] = "current" if is_current(runtime.engine) else "outdated"
+        checks["migrations"] = "current" if is_current(board.engine) else "outdated"
     except Exception as exc:
         checks["database"] = f"unreachable ({type(exc).__name__})"
-    checks.update(runtime.extras.get("readiness", {}))
-    # Reported, not required: a writer process that is down is started again with the next batch.
-    checks["writer"] = runtime.writer.describe()
+    # Reported, not required (leadership; the writer process, which, when down, is started
+    # again with the next batch).
+    checks.update(board.readiness())
     ready = checks.get("database") == "ok" and checks.get("migrations") == "current"
     return JSONResponse(
         {"status": "ready" if ready else "not_ready", "checks": checks},

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from hookwatch.dashboard.auth import Gate, safe_next
+from hookwatch.dashboard.auth import safe_next
+from hookwatch.dashboard.context import DashboardDep
 from hookwatch.dashboard.render import HTML_HEADERS, render
-from hookwatch.deps import RuntimeDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -15,12 +15,12 @@ router = APIRouter(include_in_schema=False)
 @router.post("/auth")
 def sign_in(
     request: Request,
-    runtime: RuntimeDep,
+    board: DashboardDep,
     token: str = Form(default="", max_length=1000),
     next: str = Form(default="/", max_length=2000),
 ) -> Response:
-    gate = runtime.extras.get("dashboard.gate")
-    if not isinstance(gate, Gate):
+    gate = board.gate
+    if gate is None:
         raise HTTPException(404, "the dashboard is open: there is nothing to sign in to")
     target = safe_next(next)
     if not gate.token_ok(token):

@@ -19,7 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import Connection, Engine, text
 
-from hookwatch.deps import RuntimeDep
+from hookwatch.dashboard.context import DashboardDep
 from hookwatch.storage.rates import OUTCOME_COLUMNS
 from hookwatch.storage.window_cache import ClosedSeries
 
@@ -119,6 +119,6 @@ def _totals(conn: Connection, lo: int, hi: float) -> dict[tuple[str, str], list[
 
 
 @router.get("/metrics", tags=["status"], include_in_schema=True)
-def metrics(runtime: RuntimeDep) -> Response:
+def metrics(board: DashboardDep) -> Response:
     """Prometheus text exposition of this process's counters and the database's totals."""
-    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(board.registry), media_type=CONTENT_TYPE_LATEST)

@@ -3,98 +3,46 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
-from hookwatch.dashboard.actions import router as actions_router
 from hookwatch.dashboard.api import queue_time
-from hookwatch.dashboard.auth_routes import router as auth_router
-from hookwatch.dashboard.failures import RecentFailures
-from hookwatch.dashboard.metrics import router as metrics_router
-from hookwatch.dashboard.picture import SCOPE_KINDS, STATUSES, Picture, View, build_picture
-from hookwatch.dashboard.readings import Readings
+from hookwatch.dashboard.context import DashboardDep, live_html, page_context, picture_for
+from hookwatch.dashboard.picture import View
 from hookwatch.dashboard.render import HTML_HEADERS, render
-from hookwatch.dashboard.rows import row_groups
-from hookwatch.dashboard.status_api import router as status_router
 from hookwatch.dashboard.svg import gaps_defs
-from hookwatch.deps import RuntimeDep
-from hookwatch.runtime import Runtime
 from hookwatch.storage.queries import get_prediction, prediction_events
 
 router = APIRouter(include_in_schema=False)
-router.include_router(status_router)
-router.include_router(metrics_router)
-router.include_router(actions_router)
-router.include_router(auth_router)
 
-SORT_LABELS = {
-    "status": "status", "name": "name", "rate5m": "5m error rate", "rate1h": "1h error rate",
-    "rate24h": "24h error rate", "volume": "volume", "predict": "predict p95",
-    "queue": "queue p95",
-}
 DEFAULT_REFRESH = 10
-
-
-def readings_of(runtime: Runtime) -> Readings:
-    """The app's Readings (over storage.window_cache's caches), made on first use."""
-    readings = runtime.extras.setdefault("dashboard.readings", Readings())
-    assert isinstance(readings, Readings)
-    return readings
-
-
-def failures_of(runtime: Runtime) -> RecentFailures:
-    failures = runtime.extras.setdefault("dashboard.failures", RecentFailures())
-    assert isinstance(failures, RecentFailures)
-    return failures
-
-
-def picture_for(runtime: Runtime, view: View, *, with_failures: bool = True) -> Picture:
-    with runtime.engine.connect() as conn:
-        return build_picture(
-            conn, readings=readings_of(runtime), failures=failures_of(runtime),
-            now=runtime.clock(), view=view, with_failures=with_failures,
-        )
-
-
-def page_context(picture: Picture, view: View, **extra: Any) -> dict[str, Any]:
-    return {
-        "picture": picture, "groups": row_groups(picture), "view": view, "kinds": SCOPE_KINDS,
-        "statuses": STATUSES, "sorts": SORT_LABELS, "oob": False, **extra,
-    }
-
-
-def live_html(runtime: Runtime, view: View) -> str:
-    """Every refreshable part, each swapped into the page by its id (hx-swap-oob)."""
-    picture = picture_for(runtime, view)
-    return render("live.html", **page_context(picture, view, oob=True))
 
 
 @router.get("/", response_class=HTMLResponse)
 def index(
     request: Request,
-    runtime: RuntimeDep,
+    board: DashboardDep,
     refresh: float = Query(default=DEFAULT_REFRESH, ge=0.2, le=3600),
 ) -> HTMLResponse:
     view = View.of(dict(request.query_params))
-    picture = picture_for(runtime, view)
+    picture = picture_for(board, view)
     html = render("index.html", **page_context(picture, view, refresh=f"{refresh:g}",
                                                gaps=gaps_defs()))
     return HTMLResponse(html, headers=HTML_HEADERS)
 
 
 @router.get("/parts/live", response_class=HTMLResponse)
-def part_live(request: Request, runtime: RuntimeDep) -> HTMLResponse:
-    html = live_html(runtime, View.of(dict(request.query_params)))
+def part_live(request: Request, board: DashboardDep) -> HTMLResponse:
+    html = live_html(board, View.of(dict(request.query_params)))
     return HTMLResponse(html, headers=HTML_HEADERS)
 
 
 @router.get("/parts/scopes", response_class=HTMLResponse)
-def part_scopes(request: Request, runtime: RuntimeDep) -> HTMLResponse:
+def part_scopes(request: Request, board: DashboardDep) -> HTMLResponse:
     view = View.of(dict(request.query_params))
-    picture = picture_for(runtime, view, with_failures=False)
+    picture = picture_for(board, view, with_failures=False)
     return HTMLResponse(render("_scopes.html", **page_context(picture, view)), headers=HTML_HEADERS)
 
 
@@ -134,14 +82,14 @@ def status_class(status: str) -> str:
 
 
 @router.get("/predictions/{prediction_id}", response_class=HTMLResponse)
-def prediction_page(prediction_id: str, runtime: RuntimeDep) -> HTMLResponse:
-    with Session(runtime.engine) as session:
+def prediction_page(prediction_id: str, board: DashboardDep) -> HTMLResponse:
+    with Session(board.engine) as session:
         row = get_prediction(session, prediction_id=prediction_id)
         if row is None:
             raise HTTPException(404, f"no prediction with id {prediction_id!r} has been recorded")
         events = prediction_events(session, prediction_id=prediction_id)
     logs, truncated = log_tail(row.logs)
-    show = runtime.settings.show_payloads
+    show = board.show_payloads
     given, made = _payloads([e.body for e in events]) if show else (None, None)
     timeline = [
         {"received_at": e.received_at, "sent_at": e.sent_at, "status": e.status,

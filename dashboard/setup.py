@@ -1,4 +1,5 @@
-"""Wires the dashboard into the app: static files, private mode, database metrics."""
+"""Wires the dashboard into the app: its routers, static files, private mode, database
+metrics, and the warm-up of its caches."""
 
 from __future__ import annotations
 
@@ -12,26 +13,25 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from hookwatch.dashboard.auth import Gate, PrivateMode, RedactToken
+from hookwatch.dashboard import actions, apidocs, auth_routes, metrics, pages, status_api
+from hookwatch.dashboard.auth import PrivateMode, RedactToken
+from hookwatch.dashboard.context import Dashboard
 from hookwatch.dashboard.metrics import DatabaseCollector
-from hookwatch.dashboard.readings import Readings
 from hookwatch.dashboard.render import render
-from hookwatch.runtime import Runtime
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("hookwatch.dashboard")
 
 
-def install(app: FastAPI, runtime: Runtime) -> None:
-    """Called once by create_app, after the routers are included."""
+def install(app: FastAPI, board: Dashboard) -> None:
+    """Called once by create_app, after the JSON APIs' routers are included."""
+    for module in (status_api, metrics, actions, auth_routes, pages, apidocs):
+        app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    readings = runtime.extras["dashboard.readings"] = Readings()
-    _warm_after_start(app, runtime, readings)
-    runtime.metrics.registry.register(DatabaseCollector(runtime.engine, runtime.clock))
-    token = runtime.settings.dashboard_token
-    if token is not None and token.get_secret_value():
-        gate = Gate(token.get_secret_value())
-        runtime.extras["dashboard.gate"] = gate
+    _warm_after_start(app, board)
+    board.registry.register(DatabaseCollector(board.engine, board.clock))
+    gate = board.gate
+    if gate is not None:
         app.add_middleware(
             PrivateMode,
             gate=gate,
@@ -44,7 +44,7 @@ def install(app: FastAPI, runtime: Runtime) -> None:
             access.addFilter(RedactToken())
 
 
-def _warm_after_start(app: FastAPI, runtime: Runtime, readings: Readings) -> None:
+def _warm_after_start(app: FastAPI, board: Dashboard) -> None:
     """Fill the bucket caches in the background once the app has started (after migrations),
     so the first visitor does not wait for 90 days of buckets (seconds, with 1,000 busy
     scopes: bench/bench_dashboard.py)."""
@@ -52,8 +52,8 @@ def _warm_after_start(app: FastAPI, runtime: Runtime, readings: Readings) -> Non
 
     def warm() -> None:
         try:
-            with runtime.engine.connect() as conn:
-                readings.read(conn, now=runtime.clock())
+            with board.engine.connect() as conn:
+                board.readings.read(conn, now=board.clock())
         except Exception as exc:  # the page reads them itself on the first visit
             log.warning("dashboard: warming the caches failed (%s)", type(exc).__name__)
 

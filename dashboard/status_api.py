@@ -11,11 +11,11 @@ from sqlmodel import Session
 
 from hookwatch.dashboard.alertview import AlertView, alert_views, scope_statuses
 from hookwatch.dashboard.api import iso
+from hookwatch.dashboard.context import DashboardDep, picture_for
 from hookwatch.dashboard.picture import SCOPE_KINDS, View, scope_status
 from hookwatch.dashboard.readings import WINDOWS, ScopeReading
 from hookwatch.dashboard.render import pct
 from hookwatch.dashboard.svg import badge
-from hookwatch.deps import RuntimeDep
 from hookwatch.storage.rates import Counts, window_counts
 
 router = APIRouter()
@@ -54,14 +54,12 @@ def alert_json(alert: AlertView) -> dict[str, Any]:
 
 
 @router.get("/api/status", tags=["status"], include_in_schema=True)
-def api_status(request: Request, runtime: RuntimeDep) -> Response:
+def api_status(request: Request, board: DashboardDep) -> Response:
     """Per scope (model, deployment, version): counts and error rates over 5m, 1h and 24h,
     latency percentiles over the last hour, status; and the open alerts, worst first.
     Filters: `kind` (a scope), `q` (substring of the name), `status`."""
-    from hookwatch.dashboard.pages import picture_for
-
     view = View.of(dict(request.query_params))
-    picture = picture_for(runtime, view, with_failures=False)
+    picture = picture_for(board, view, with_failures=False)
     body = {
         "now": iso(picture.now),
         "status": "firing" if picture.loud else ("pending" if picture.alerts else "ok"),
@@ -74,14 +72,14 @@ def api_status(request: Request, runtime: RuntimeDep) -> Response:
 
 
 @router.get("/badge/{scope}/{name:path}.svg", tags=["status"], include_in_schema=True)
-def status_badge(scope: str, name: str, runtime: RuntimeDep) -> Response:
+def status_badge(scope: str, name: str, board: DashboardDep) -> Response:
     """A shields-style badge: the scope's 1 h error rate, coloured by its status."""
     if scope not in SCOPE_KINDS:
         raise HTTPException(404, f"unknown scope {scope!r}: use model, deployment or version")
     if not name or len(name) > 400:
         raise HTTPException(404, "the badge needs a scope name of 1 to 400 characters")
-    now = runtime.clock()
-    with Session(runtime.engine) as session:
+    now = board.clock()
+    with Session(board.engine) as session:
         hour = window_counts(session, now=now, window_seconds=3600, scope=scope, names=[name])
         views = alert_views(session, now=now, scope=scope, name=name, with_deliveries=False)
     counts = hour.get((scope, name))

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -28,14 +29,13 @@ import orjson
 from sqlalchemy import Engine, and_, delete, exists, func, or_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from hookwatch.hooks.payload import PayloadError, read_prediction
 from hookwatch.storage.batch import TERMINAL_RANK, NewEvent
-from hookwatch.storage.tables import Event, Prediction
-
-if TYPE_CHECKING:
-    from hookwatch.runtime import Runtime
+from hookwatch.storage.rollups import Counted
+from hookwatch.storage.tables import Event, Prediction, ReconcileCheck
+from hookwatch.storage.writer import Writer
 
 log = logging.getLogger("hookwatch.reconcile")
 
@@ -49,8 +49,6 @@ BACKOFF_BASE = 60.0
 BACKOFF_MAX = 3600.0
 TIMEOUT = 10.0
 RETRY_AFTER_DEFAULT = 60.0
-PAUSE_KEY = "reconcile_paused_until"
-REPORT_KEY = "reconcile"
 # Replicate's ids are 26 lower-case letters and digits; anything with '/', '.', '?', '%' or
 # '@' is never put into a URL, so no id can steer a request to another path or host.
 _FETCHABLE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -58,23 +56,10 @@ _FETCHABLE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _AGAIN = ("running", "retry")
 
 
-class ReconcileCheck(SQLModel, table=True):
-    """The reconciler's memory per prediction: what the API said, when to ask again."""
-
-    __tablename__ = "reconcile_checks"
-
-    prediction_id: str = Field(primary_key=True, max_length=300)
-    # running | retry | not_found | gave_up | unfetchable
-    outcome: str = Field(max_length=20)
-    attempts: int = 0
-    http_status: int | None = None
-    checked_at: float
-    next_at: float
-
 
 @dataclass
 class ReconcileReport:
-    """What one run saw and did; kept in runtime.extras["reconcile"] for the readiness page."""
+    """What one run saw and did; the reconciler keeps the last one (`Reconciler.report`)."""
 
     stuck: int = 0  # unfinished predictions past reconcile_after (whatever their check state)
     fetched: int = 0  # API requests made
@@ -95,34 +80,56 @@ class _Answer:
     retry_after: float = RETRY_AFTER_DEFAULT
 
 
-def reconcile(runtime: Runtime, now: float) -> ReconcileReport:
-    """The periodic job: report unfinished predictions, and fetch them when a token is set."""
-    settings = runtime.settings
-    cutoff = now - settings.reconcile_after
-    forget_finished(runtime.engine)
-    report = ReconcileReport(stuck=count_stuck(runtime.engine, cutoff=cutoff))
-    token = settings.replicate_api_token
-    paused_until = float(runtime.extras.get(PAUSE_KEY, 0.0))
-    if token is None or not token.get_secret_value():
-        report.skipped = "no_token"
-    elif paused_until > now:
-        report.skipped, report.paused_until = "rate_limited", paused_until
-    else:
-        due = due_predictions(runtime.engine, cutoff=cutoff, now=now, limit=BATCH)
-        if due:
-            with httpx.Client(
-                base_url=settings.replicate_api_url.rstrip("/"),
-                headers={
-                    "Authorization": f"Bearer {token.get_secret_value()}",
-                    "User-Agent": "hookwatch-reconciler",
-                },
-                timeout=TIMEOUT,
-                follow_redirects=False,  # a redirect could carry the token to another host
-            ) as client:
-                _fetch_due(runtime, client, due, now, report)
-    _log(runtime, report)
-    runtime.extras[REPORT_KEY] = report
-    return report
+@dataclass(frozen=True)
+class ReconcileSettings:
+    """The reconciler's part of the service settings (hookwatch.settings)."""
+
+    api_token: str | None  # HOOKWATCH_REPLICATE_API_TOKEN; None or "": nothing is fetched
+    api_url: str
+    after: float  # seconds a prediction stays unfinished before it is asked about
+    max_body_bytes: int
+
+
+@dataclass
+class Reconciler:
+    """The reconcile job, built by create_app: commits what the API says through the writer
+    and tells `on_counted` (the evaluator's nudge) about the outcomes it counted."""
+
+    engine: Engine
+    writer: Writer
+    settings: ReconcileSettings
+    on_counted: Callable[[list[Counted]], None] = lambda _outcomes: None
+    paused_until: float = 0.0  # after a 429, until when nothing is fetched
+    report: ReconcileReport | None = field(default=None)  # the last run's
+
+    def run(self, now: float) -> ReconcileReport:
+        """The periodic job: report unfinished predictions, and fetch them when a token is
+        set."""
+        settings = self.settings
+        cutoff = now - settings.after
+        forget_finished(self.engine)
+        report = ReconcileReport(stuck=count_stuck(self.engine, cutoff=cutoff))
+        token = settings.api_token
+        if not token:
+            report.skipped = "no_token"
+        elif self.paused_until > now:
+            report.skipped, report.paused_until = "rate_limited", self.paused_until
+        else:
+            due = due_predictions(self.engine, cutoff=cutoff, now=now, limit=BATCH)
+            if due:
+                with httpx.Client(
+                    base_url=settings.api_url.rstrip("/"),
+                    headers={
+                        "Authorization": f"Bearer {token}",
+                        "User-Agent": "hookwatch-reconciler",
+                    },
+                    timeout=TIMEOUT,
+                    follow_redirects=False,  # a redirect could carry the token to another host
+                ) as client:
+                    _fetch_due(self, client, due, now, report)
+        _log(self, report)
+        self.report = report
+        return report
 
 
 def count_stuck(engine: Engine, *, cutoff: float) -> int:
@@ -170,31 +177,31 @@ def backoff(attempts: int) -> float:
 
 
 def _fetch_due(
-    runtime: Runtime, client: httpx.Client, due: list[str], now: float, report: ReconcileReport
+    rc: Reconciler, client: httpx.Client, due: list[str], now: float, report: ReconcileReport
 ) -> None:
     failures_in_row = 0
     for pid in due:
         if not _FETCHABLE_ID.match(pid):
-            _note(runtime.engine, pid, "unfetchable", None, now, next_at=now)
+            _note(rc.engine, pid, "unfetchable", None, now, next_at=now)
             continue
         answer = fetch(client, pid, now)
         report.fetched += 1
         if answer.kind == "found" and answer.doc is not None:
             failures_in_row = 0
-            if _record(runtime, pid, answer, now, report):
+            if _record(rc, pid, answer, now, report):
                 continue
             answer = _Answer("failed", answer.status_code)
         if answer.kind == "not_found":
             failures_in_row = 0
             report.not_found += 1
-            _note(runtime.engine, pid, "not_found", 404, now, next_at=now)
+            _note(rc.engine, pid, "not_found", 404, now, next_at=now)
             log.warning(
                 "prediction %s: the Replicate API has no such prediction (404); it stays "
                 "unfinished and is not asked about again", pid,
             )
         elif answer.kind == "rate_limited":
             until = now + answer.retry_after
-            runtime.extras[PAUSE_KEY] = until
+            rc.paused_until = until
             report.skipped, report.paused_until = "rate_limited", until
             log.warning("the Replicate API asked to slow down (429); pausing %.0f s",
                         answer.retry_after)
@@ -207,7 +214,7 @@ def _fetch_due(
         elif answer.kind == "failed":
             report.failed += 1
             failures_in_row += 1
-            _note(runtime.engine, pid, "retry", answer.status_code, now)
+            _note(rc.engine, pid, "retry", answer.status_code, now)
             if failures_in_row >= MAX_FAILURES_IN_A_ROW:
                 log.warning("the Replicate API failed %d times in a row; trying again later",
                             failures_in_row)
@@ -255,7 +262,7 @@ def retry_after(value: str | None, now: float) -> float:
 
 
 def _record(
-    runtime: Runtime, pid: str, answer: _Answer, now: float, report: ReconcileReport
+    rc: Reconciler, pid: str, answer: _Answer, now: float, report: ReconcileReport
 ) -> bool:
     """Commit what the API said through the webhook path; False if it is no prediction."""
     assert answer.doc is not None
@@ -265,7 +272,7 @@ def _record(
         log.warning("prediction %s: the API answer is not a prediction (%s)", pid, exc.code)
         return False
     body = answer.body
-    if len(body) > runtime.settings.max_body_bytes:  # keep the row as small as a webhook's
+    if len(body) > rc.settings.max_body_bytes:  # keep the row as small as a webhook's
         trimmed = {k: v for k, v in answer.doc.items() if k not in ("input", "output", "logs")}
         body = orjson.dumps({**trimmed, "hookwatch_trimmed": True})
     event = NewEvent(
@@ -277,17 +284,17 @@ def _record(
         body=body,
         **fields,
     )
-    result = runtime.writer.commit([event])
+    result = rc.writer.commit([event])
     if not result.duplicates[0]:
         report.recorded += 1
     if result.counted:
         report.completed += len(result.counted)
-        runtime.counted(result.counted)  # nudges the evaluator, as a webhook's commit does
+        rc.on_counted(result.counted)  # nudges the evaluator, as a webhook's commit does
     if event.rank == TERMINAL_RANK:
-        with runtime.engine.begin() as conn:
+        with rc.engine.begin() as conn:
             conn.execute(delete(ReconcileCheck).where(col(ReconcileCheck.prediction_id) == pid))
     else:
-        _note(runtime.engine, pid, "running", answer.status_code, now)
+        _note(rc.engine, pid, "running", answer.status_code, now)
     return True
 
 
@@ -323,19 +330,19 @@ def _note(
         ))
 
 
-def _log(runtime: Runtime, report: ReconcileReport) -> None:
+def _log(rc: Reconciler, report: ReconcileReport) -> None:
     if report.fetched:
         log.info(
             "reconciler: %d unfinished, %d fetched, %d recorded, %d completed, %d not found, "
             "%d failed", report.stuck, report.fetched, report.recorded, report.completed,
             report.not_found, report.failed,
         )
-    previous = runtime.extras.get(REPORT_KEY)
+    previous = rc.report
     if report.skipped == "no_token" and report.stuck and (
         previous is None or previous.stuck != report.stuck
     ):
         log.warning(
             "%d predictions have had no terminal webhook for over %.0f s; set "
             "HOOKWATCH_REPLICATE_API_TOKEN to let hookwatch fetch them from Replicate",
-            report.stuck, runtime.settings.reconcile_after,
+            report.stuck, rc.settings.after,
         )

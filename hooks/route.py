@@ -12,19 +12,17 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 
 from hookwatch.hooks.limits import DEADLINE, RequestDeadline
 from hookwatch.hooks.payload import PayloadError, parse_json, read_prediction
-from hookwatch.hooks.signature import AuthError
+from hookwatch.hooks.signature import AuthError, Verifier
 from hookwatch.storage.batch import NewEvent
-from hookwatch.storage.writer import WriterUnavailable
-
-if TYPE_CHECKING:
-    from hookwatch.runtime import Runtime
+from hookwatch.storage.writer import Writer, WriterUnavailable
 
 log = logging.getLogger("hookwatch.hooks")
 
@@ -36,6 +34,19 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Receiver:
+    """What the webhook route needs, built by create_app: the verifier, the writer, the clock,
+    the body limits and the counter of answers (hookwatch.metrics)."""
+
+    verifier: Verifier
+    writer: Writer
+    clock: Callable[[], float]
+    max_body_bytes: int
+    body_timeout: float
+    count: Callable[[str], None]  # one call per answer: recorded, duplicate or a refusal code
 
 
 class Refused(Exception):
@@ -129,28 +140,27 @@ def is_json_media_type(content_type: str | None) -> bool:
     )
 
 
-async def _ingest(runtime: Runtime, scope: Scope, receive: Receive) -> tuple[str, bool]:
+async def _ingest(receiver: Receiver, scope: Scope, receive: Receive) -> tuple[str, bool]:
     """Authenticate, parse and commit one webhook: (prediction id, duplicate)."""
     if scope["method"] != "POST":
         raise Refused(405, "method_not_allowed", "webhooks are POSTed",
                       [(b"allow", b"POST")])
-    settings = runtime.settings
     # ASGI header names arrive lower-cased (https://asgi.readthedocs.io/en/latest/specs/www.html).
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     # Under `hookwatch serve` the server times the request out (hooks.limits); elsewhere, this.
     deadline: RequestDeadline | None = scope.get("extensions", {}).get(DEADLINE)
     try:
         body = await read_body(
-            receive, headers.get("content-length"), settings.max_body_bytes,
-            None if deadline is not None else settings.body_timeout,
+            receive, headers.get("content-length"), receiver.max_body_bytes,
+            None if deadline is not None else receiver.body_timeout,
         )
     except Refused:
         if deadline is not None and deadline.expired:  # the server sent its 408 already
             raise _too_slow() from None
         raise
-    now = runtime.clock()
+    now = receiver.clock()
     try:
-        auth = runtime.verifier.verify(headers, body, now)
+        auth = receiver.verifier.verify(headers, body, now)
     except AuthError as exc:
         raise Refused(401, exc.code, exc.detail, [(b"www-authenticate", b"Bearer")]) from None
     if not is_json_media_type(headers.get("content-type")):
@@ -180,7 +190,7 @@ async def _ingest(runtime: Runtime, scope: Scope, receive: Receive) -> tuple[str
         **fields,
     )
     try:
-        duplicate = await runtime.writer.submit(event)
+        duplicate = await receiver.writer.submit(event)
     except WriterUnavailable:
         raise Refused(
             503, "store_unavailable", "the event could not be stored; retry",
@@ -189,14 +199,15 @@ async def _ingest(runtime: Runtime, scope: Scope, receive: Receive) -> tuple[str
     return fields["prediction_id"], duplicate
 
 
-async def receive_webhook(runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+async def receive_webhook(receiver: Receiver, scope: Scope, receive: Receive, send: Send
+                          ) -> None:
     try:
-        prediction_id, duplicate = await _ingest(runtime, scope, receive)
+        prediction_id, duplicate = await _ingest(receiver, scope, receive)
     except Refused as exc:
-        runtime.metrics.webhook(exc.code)
+        receiver.count(exc.code)
         body = orjson.dumps({"error": exc.code, "detail": exc.detail})
         await _send_json(send, exc.status, body, exc.headers)
         return
     result = "duplicate" if duplicate else "recorded"
-    runtime.metrics.webhook(result)
+    receiver.count(result)
     await _send_json(send, 200, orjson.dumps({"status": result, "id": prediction_id}), [])

@@ -7,25 +7,43 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
+from hookwatch.alerts.actions import AlertContext, get_alert_context
+from hookwatch.alerts.api import router as alerts_router
+from hookwatch.alerts.job import Evaluator
 from hookwatch.config import Config, load_config
+from hookwatch.dashboard.api import router as api_router
+from hookwatch.dashboard.auth import Gate
+from hookwatch.dashboard.context import Dashboard, get_dashboard
+from hookwatch.dashboard.setup import install as install_dashboard
 from hookwatch.hooks.openapi import document_webhook
+from hookwatch.hooks.reconcile import Reconciler, ReconcileSettings
 from hookwatch.hooks.route import PATH as HOOK_PATH
-from hookwatch.hooks.route import Receive, Scope, Send, receive_webhook
+from hookwatch.hooks.route import Receive, Receiver, Scope, Send, receive_webhook
 from hookwatch.hooks.signature import Verifier
-from hookwatch.jobs import Jobs
+from hookwatch.jobs import Jobs, JobSpec
 from hookwatch.leader import leadership_for, replica_name
 from hookwatch.metrics import Metrics
-from hookwatch.notifiers.worker import start_delivery, stop_delivery
-from hookwatch.runtime import Runtime
+from hookwatch.notifiers.worker import DeliveryWorker
+from hookwatch.nudge import Nudge
+from hookwatch.runtime import (
+    DELIVER_DEBOUNCE,
+    EVALUATE_DEBOUNCE,
+    EVALUATE_MIN_INTERVAL,
+    Nudges,
+    Runtime,
+)
 from hookwatch.settings import Settings
+from hookwatch.storage.batch import FAILED_CHANNEL
 from hookwatch.storage.engine import make_engine, writer_process_config
 from hookwatch.storage.migrate import require_current, upgrade
+from hookwatch.storage.prune import PRUNE_INTERVAL, prune_old
+from hookwatch.storage.session import get_engine
 from hookwatch.storage.writer import Writer
 
 log = logging.getLogger("hookwatch")
@@ -38,9 +56,11 @@ class HookwatchApp(FastAPI):
     (middleware chain, routing, Request/Response objects) cost more than the webhook's own work.
     """
 
+    receiver: Receiver
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == HOOK_PATH:
-            await receive_webhook(self.state.runtime, scope, receive, send)
+            await receive_webhook(self.receiver, scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
@@ -54,36 +74,10 @@ def create_app(
 ) -> FastAPI:
     """Build the app. Tests pass their own settings, clock and config; nothing reads globals."""
     config = config if config is not None else load_config(settings.config)
-    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
-    verifier = Verifier(
-        [s.get_secret_value() for s in settings.webhook_secrets],
-        settings.ingest_token.get_secret_value() if settings.ingest_token else None,
-        settings.signature_tolerance,
-    )
-    runtime = Runtime(
-        settings=settings,
-        config=config,
-        engine=engine,
-        verifier=verifier,
-        writer=Writer(
-            engine,
-            batch_max=settings.batch_max,
-            clock=clock,
-            process=writer_process_config(engine, sqlite_synchronous=settings.sqlite_synchronous)
-            if settings.writer_process
-            else None,
-        ),
-        metrics=Metrics(),
-        clock=clock,
-    )
-    runtime.writer.on_commit = runtime.counted
-    # Every replica ingests and serves; the leader alone runs the leader-only jobs.
-    leader = leadership_for(engine, name=replica_name(settings.port))
-    jobs = Jobs(runtime, leader)
+    runtime = build_runtime(settings, config, clock)
+    engine, leader = runtime.engine, runtime.leader
+    jobs = Jobs(job_specs(runtime), clock, leader)
     leader.subscribe(jobs.on_leadership)
-    runtime.extras["leader"] = leader
-    runtime.extras.setdefault("readiness", {})["leadership"] = leader.status
-    runtime.metrics.leader.set_function(lambda: 1.0 if leader.is_leader else 0.0)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -97,12 +91,14 @@ def create_app(
         await runtime.writer.start()
         if run_jobs:
             jobs.start()
-            start_delivery(runtime)
+            # A failure counted by any replica's writer (its NOTIFY, storage/batch.py) nudges
+            # the evaluation on the leader, as this replica's own writer does.
+            leader.listen(FAILED_CHANNEL, runtime.nudges.evaluate.poke)
         try:
             yield
         finally:
             jobs.stop()
-            stop_delivery(runtime)
+            runtime.delivery.close()
             leader.stop()
             await runtime.writer.stop()
             engine.dispose()
@@ -115,25 +111,107 @@ def create_app(
         docs_url=None,  # dashboard/apidocs.py serves it from local files
         redoc_url=None,
     )
+    app.receiver = runtime.receiver
     app.state.runtime = runtime
     app.state.jobs = jobs
+    # The routers below the shell declare what they need as placeholder dependencies; this app
+    # binds each to its own object (FastAPI's per-app dependency binding).
+    app.dependency_overrides.update({
+        get_engine: lambda: engine,
+        get_alert_context: lambda: runtime.alerts,
+        get_dashboard: lambda: runtime.dashboard,
+    })
     document_webhook(app)  # the webhook skips FastAPI's routing, so its schema is added by hand
     _add_error_handlers(app)
-    for router in _routers():
-        app.include_router(router)
-    from hookwatch.dashboard.setup import install as install_dashboard
-
-    install_dashboard(app, runtime)  # static files, private mode, database metrics
+    app.include_router(api_router)
+    app.include_router(alerts_router)
+    install_dashboard(app, runtime.dashboard)  # its routers, static files, private mode
     return app
 
 
-def _routers() -> list[APIRouter]:
-    from hookwatch.alerts.api import router as alerts_router
-    from hookwatch.dashboard.api import router as api_router
-    from hookwatch.dashboard.apidocs import router as docs_router
-    from hookwatch.dashboard.pages import router as pages_router
+def build_runtime(settings: Settings, config: Config, clock: Callable[[], float]) -> Runtime:
+    """Every package's typed object, wired: the only place that knows them all."""
+    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    metrics = Metrics()
+    writer = Writer(
+        engine,
+        batch_max=settings.batch_max,
+        clock=clock,
+        process=writer_process_config(engine, sqlite_synchronous=settings.sqlite_synchronous)
+        if settings.writer_process
+        else None,
+    )
+    receiver = Receiver(
+        verifier=Verifier(
+            [s.get_secret_value() for s in settings.webhook_secrets],
+            settings.ingest_token.get_secret_value() if settings.ingest_token else None,
+            settings.signature_tolerance,
+        ),
+        writer=writer,
+        clock=clock,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout,
+        count=metrics.webhook,
+    )
+    evaluator = Evaluator(
+        engine, rules=config.rules, base_url=settings.base_url,
+        inhibit=bool(config.inhibit.get("enabled", True)), notifiers=tuple(config.notifiers),
+    )
+    delivery = DeliveryWorker(engine, config.notifiers, max_age=settings.delivery_max_age,
+                              registry=metrics.registry)
+    nudges = Nudges(  # `runtime` is bound below, before any nudge can run
+        evaluate=Nudge("evaluate", lambda: runtime.evaluate(clock()),
+                       debounce=EVALUATE_DEBOUNCE, min_interval=EVALUATE_MIN_INTERVAL),
+        deliver=Nudge("deliver", lambda: delivery.run(clock()), debounce=DELIVER_DEBOUNCE),
+    )
+    token = settings.replicate_api_token
+    reconciler = Reconciler(engine, writer, ReconcileSettings(
+        api_token=token.get_secret_value() if token is not None else None,
+        api_url=settings.replicate_api_url,
+        after=settings.reconcile_after,
+        max_body_bytes=settings.max_body_bytes,
+    ))
+    alerts = AlertContext(rules=config.rules, base_url=settings.base_url, clock=clock,
+                          wake_delivery=nudges.deliver.poke,
+                          nudge_evaluation=nudges.evaluate.poke)
+    # Every replica ingests and serves; the leader alone runs the leader-only jobs.
+    leader = leadership_for(engine, name=replica_name(settings.port))
+    dashboard_token = settings.dashboard_token
+    dashboard = Dashboard(
+        engine=engine, clock=clock, alerts=alerts, registry=metrics.registry,
+        readiness=lambda: {"leadership": leader.status, "writer": writer.describe()},
+        show_payloads=settings.show_payloads,
+        gate=Gate(dashboard_token.get_secret_value())
+        if dashboard_token is not None and dashboard_token.get_secret_value() else None,
+    )
+    runtime = Runtime(
+        settings=settings, config=config, engine=engine, writer=writer, metrics=metrics,
+        clock=clock, leader=leader, receiver=receiver, evaluator=evaluator, delivery=delivery,
+        reconciler=reconciler, alerts=alerts, dashboard=dashboard, nudges=nudges,
+    )
+    writer.on_commit = runtime.counted
+    reconciler.on_counted = runtime.counted  # nudges the evaluator, as a webhook's commit does
+    runtime.counted_listeners.append(
+        lambda outcomes: nudges.evaluate.poke()
+        if any(o.status == "failed" for o in outcomes) else None
+    )
+    metrics.leader.set_function(lambda: 1.0 if leader.is_leader else 0.0)
+    return runtime
 
-    return [api_router, alerts_router, pages_router, docs_router]
+
+def job_specs(runtime: Runtime) -> list[JobSpec]:
+    """The explicit list of periodic jobs; each package owns its object, the shell the list."""
+    settings, engine = runtime.settings, runtime.engine
+    return [
+        JobSpec("reconcile", runtime.reconciler.run, settings.reconcile_interval),
+        JobSpec("prune", lambda now: prune_old(engine, now=now,
+                                               retention_days=settings.retention_days),
+                PRUNE_INTERVAL),
+        JobSpec("deliver", runtime.delivery.run, settings.deliver_interval,
+                nudge=runtime.nudges.deliver),
+        JobSpec("evaluate", runtime.evaluate, settings.evaluate_interval,
+                nudge=runtime.nudges.evaluate),
+    ]
 
 
 def _add_error_handlers(app: FastAPI) -> None:

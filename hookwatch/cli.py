@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from hookwatch.config import ConfigError, load_config
-from hookwatch.notifiers.testnotify import cmd_test_notify
+from hookwatch.notifiers import testnotify
 from hookwatch.settings import Settings, load_settings
 from hookwatch.storage.engine import redacted
 from hookwatch.storage.sqlite_path import folder_problem
@@ -223,6 +223,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from hookwatch.demo import main as demo_main
 
     return demo_main(args.demo_args)
+
+
+def cmd_test_notify(args: argparse.Namespace) -> int:
+    """One test message through one configured notifier (notifiers.testnotify)."""
+    config_path = str(args.config) if getattr(args, "config", None) else None
+    try:
+        settings = load_settings(config=config_path)
+        config = load_config(settings.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"config: {problem}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"settings: {exc}", file=sys.stderr)
+        return 2
+    where = str(settings.config or "no config file (give --config or set HOOKWATCH_CONFIG)")
+    return testnotify.run(args.name, config.notifiers, base_url=settings.base_url, where=where,
+                          out=sys.stdout, err=sys.stderr, now=time.time())
 
 
 def build_parser() -> argparse.ArgumentParser:

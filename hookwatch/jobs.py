@@ -1,6 +1,7 @@
 """The periodic jobs (evaluate, deliver, reconcile, prune) on one APScheduler.
 
-Each job is `fn(runtime, now)`; the clock is read here, at the edge, and passed in.
+Each job is `fn(now)`, a bound method of the typed object create_app built for it; the clock is
+read here, at the edge, and passed in.
 """
 
 from __future__ import annotations
@@ -13,59 +14,39 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from hookwatch.alerts.job import evaluate as evaluate_alerts
-from hookwatch.alerts.job import install_nudge
-from hookwatch.alerts.job import nudge as nudge_evaluation
-from hookwatch.hooks.reconcile import reconcile
 from hookwatch.leader import Leadership, SoleLeader
-from hookwatch.notifiers.worker import deliver_job
-from hookwatch.runtime import Runtime
-from hookwatch.storage.batch import FAILED_CHANNEL
-from hookwatch.storage.prune import PRUNE_INTERVAL, prune
+from hookwatch.nudge import Nudge
 
 log = logging.getLogger("hookwatch.jobs")
-
-JobFn = Callable[[Runtime, float], object]  # a job may return a report; it is ignored
 
 
 @dataclass(frozen=True)
 class JobSpec:
     name: str
-    fn: JobFn
-    interval: Callable[[Runtime], float]  # seconds, read from settings
+    fn: Callable[[float], object]  # a job may return a report; it is ignored
+    interval: float  # seconds, from the settings
     # Runs on the leader replica only (hookwatch/leader.py). Every job so far works on the
     # shared database, so once per cluster is enough: evaluate, deliver, reconcile, prune.
     leader_only: bool = True
-    # Wires the job to events (e.g. alerts' nudge after a counted failure) while the jobs run;
-    # returns the function that unwires it.
-    attach: Callable[[Runtime], Callable[[], None]] | None = None
-
-
-def job_specs() -> list[JobSpec]:
-    """The explicit list of periodic jobs; each package owns its function."""
-    return [
-        JobSpec("reconcile", reconcile, lambda r: r.settings.reconcile_interval),
-        JobSpec("prune", prune, lambda _r: PRUNE_INTERVAL),
-        JobSpec("deliver", deliver_job, lambda r: r.settings.deliver_interval),
-        JobSpec("evaluate", evaluate_alerts, lambda r: r.settings.evaluate_interval,
-                attach=install_nudge),
-    ]
+    # Runs the job soon after an event (a counted failure, new outbox rows); started while the
+    # job is scheduled here (on the leader, for a leader-only job), stopped otherwise.
+    nudge: Nudge | None = None
 
 
 class Jobs:
-    def __init__(self, runtime: Runtime, leader: Leadership | None = None) -> None:
-        self.runtime = runtime
+    def __init__(self, specs: list[JobSpec], clock: Callable[[], float],
+                 leader: Leadership | None = None) -> None:
+        self.specs = specs
+        self.clock = clock
         self.leader = leader if leader is not None else SoleLeader()
         self.scheduler: BackgroundScheduler | None = None
-        self.specs = job_specs()
-        self._detach: dict[str, Callable[[], None]] = {}  # job name -> unwire its events
         self._wiring = threading.Lock()
 
     def run(self, spec: JobSpec) -> None:
         if spec.leader_only and not self.leader.is_leader:
             return
         try:
-            spec.fn(self.runtime, self.runtime.clock())
+            spec.fn(self.clock())
         except Exception:
             log.exception("job %s failed", spec.name)
 
@@ -81,33 +62,30 @@ class Jobs:
         scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
         for spec in self.specs:
             scheduler.add_job(
-                self.run, "interval", args=[spec], seconds=spec.interval(self.runtime),
+                self.run, "interval", args=[spec], seconds=spec.interval,
                 id=spec.name, name=spec.name,
             )
         scheduler.start()
         self.scheduler = scheduler
         self._wire(self.leader.is_leader)
-        # A failure counted by any replica's writer (its NOTIFY, storage/batch.py) nudges the
-        # evaluation on the leader, as this replica's own writer does through the nudge.
-        self.leader.listen(FAILED_CHANNEL, lambda: nudge_evaluation(self.runtime))
 
     def _wire(self, leading: bool) -> None:
-        """Event hooks (the evaluator's nudge) of leader-only jobs live only on the leader."""
+        """The nudges of leader-only jobs run only on the leader."""
         with self._wiring:
             if self.scheduler is None:
                 return
             for spec in self.specs:
-                if spec.attach is None:
+                if spec.nudge is None:
                     continue
                 wanted = leading or not spec.leader_only
-                if wanted and spec.name not in self._detach:
-                    self._detach[spec.name] = spec.attach(self.runtime)
-                elif not wanted and spec.name in self._detach:
-                    self._detach.pop(spec.name)()
+                if wanted and not spec.nudge.running:
+                    spec.nudge.start()
+                elif not wanted and spec.nudge.running:
+                    spec.nudge.stop()
 
     def on_leadership(self, leading: bool) -> None:
-        """A new leader wires its jobs' hooks and runs its jobs at once (pending deliveries do
-        not wait for the tick); a replica that lost leadership unwires them."""
+        """A new leader starts its jobs' nudges and runs its jobs at once (pending deliveries
+        do not wait for the tick); a replica that lost leadership stops them."""
         self._wire(leading)
         scheduler = self.scheduler
         if not leading or scheduler is None:
@@ -120,9 +98,9 @@ class Jobs:
 
     def stop(self) -> None:
         with self._wiring:
-            for detach in self._detach.values():
-                detach()
-            self._detach = {}
+            for spec in self.specs:
+                if spec.nudge is not None:
+                    spec.nudge.stop()
             if self.scheduler is not None:
                 self.scheduler.shutdown(wait=True)
                 self.scheduler = None

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, Table, exists, func, insert, select, update
 from sqlmodel import SQLModel
 
-from hookwatch.notifiers.outbox import DeliveryAttempt, Notification
+from hookwatch.storage.tables import DeliveryAttempt, Notification
 
 log = logging.getLogger("hookwatch.notifiers")
 

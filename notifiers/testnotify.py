@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
+from collections.abc import Mapping
 from typing import TextIO
 
 from hookwatch.notifiers.base import NotifyError, SendContext
 from hookwatch.notifiers.message import AlertMessage, TopError
 from hookwatch.notifiers.redact import Redactor
+from hookwatch.notifiers.registry import NotifierConfig, build
 
 
 def test_message(name: str, *, now: float, base_url: str) -> AlertMessage:
@@ -36,31 +36,18 @@ def test_message(name: str, *, now: float, base_url: str) -> AlertMessage:
     )
 
 
-def run(name: str, config_path: str | None, *, out: TextIO, err: TextIO, now: float) -> int:
-    """0: sent; 1: the send failed; 2: no such notifier or a bad config."""
-    from hookwatch.config import ConfigError, load_config
-    from hookwatch.notifiers.registry import build
-    from hookwatch.settings import load_settings
-
-    try:
-        settings = load_settings(config=config_path)
-        config = load_config(settings.config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"config: {problem}", file=err)
-        return 2
-    except ValueError as exc:
-        print(f"settings: {exc}", file=err)
-        return 2
-    notifier_config = config.notifiers.get(name)
+def run(name: str, notifiers: Mapping[str, NotifierConfig], *, base_url: str, where: str,
+        out: TextIO, err: TextIO, now: float) -> int:
+    """0: sent; 1: the send failed; 2: no such notifier. `where`: the config file, for the
+    message naming what is configured."""
+    notifier_config = notifiers.get(name)
     if notifier_config is None:
-        known = ", ".join(sorted(config.notifiers)) or "none"
-        where = settings.config or "no config file (give --config or set HOOKWATCH_CONFIG)"
+        known = ", ".join(sorted(notifiers)) or "none"
         print(f"test-notify: no notifier named {name!r} in {where}; configured: {known}", file=err)
         return 2
     redact = Redactor(notifier_config.secrets())
     notifier = build(notifier_config)
-    message = test_message(name, now=now, base_url=settings.base_url)
+    message = test_message(name, now=now, base_url=base_url)
     label = f"{name!r} ({notifier_config.type})"
     started = time.perf_counter()
     try:
@@ -80,7 +67,3 @@ def run(name: str, config_path: str | None, *, out: TextIO, err: TextIO, now: fl
     print(f"{label}: OK, test notification sent in {elapsed:.0f} ms{status}", file=out)
     return 0
 
-
-def cmd_test_notify(args: argparse.Namespace) -> int:
-    config = str(args.config) if getattr(args, "config", None) else None
-    return run(args.name, config, out=sys.stdout, err=sys.stderr, now=time.time())

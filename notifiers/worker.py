@@ -1,51 +1,51 @@
-"""The delivery worker: claims due outbox rows, sends each, records every attempt.
+"""The delivery worker: claims due outbox rows, decides each (notifiers.decision), carries the
+decision out, records every attempt.
 
 Order of one send (healthchecks.io style): the row is committed by the evaluator; `claim`
 commits it as `sending` with a lease; the notifier sends outside any transaction; the row and
 a DeliveryAttempt are then written in one transaction. A worker that dies mid-send leaves the
 row `sending` until the lease ends, when another pass may send it again (at least once).
+Per (alert_key, notifier), rows go out in id order: `claim` takes a row only once the earlier
+ones are settled, so a resolution is never sent before its trigger.
 
-Rules kept here:
-- per (alert_key, notifier), rows go out in id order: a resolution waits while its trigger
-  is pending or retrying, so it is never sent first;
-- a resolution or acknowledgement whose trigger was never delivered (it failed for good) is
-  suppressed: the receiver never heard of the alert, a lone "resolved" would only confuse;
-- temporary errors retry with exponential backoff and jitter, at least Retry-After, until
-  `settings.delivery_max_age` after the row was written; permanent ones fail at once;
-- while a notifier is failing, its other rows wait for the same retry time (one probe, not
-  a stampede of timeouts);
-- Slack gets at most one message per second per destination.
+`Channels` holds one `ChannelSender` per notifier (its built client and pace); `DeliveryWorker`
+runs passes over the outbox and hands each row to its channel's sender, so a later pass may run
+one channel's rows on their own (`deliver(now, only=...)`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import cast
 
-from prometheus_client import Counter
+from prometheus_client import CollectorRegistry, Counter
+from sqlalchemy import Engine
 
 from hookwatch.notifiers.base import Notifier, NotifyError, SendContext, SendResult
 from hookwatch.notifiers.claims import Claimed, claim, episode, postpone, record, release, suppress
-from hookwatch.notifiers.message import AlertMessage
+from hookwatch.notifiers.decision import (
+    Channel,
+    Defer,
+    Earlier,
+    Fail,
+    GiveUp,
+    Send,
+    Suppress,
+    after_failure,
+    decide,
+)
 from hookwatch.notifiers.redact import Redactor
 from hookwatch.notifiers.registry import NotifierConfig, build
-from hookwatch.notifiers.render import duration
-from hookwatch.runtime import Runtime
 
 log = logging.getLogger("hookwatch.notifiers")
 
 BATCH = 10
 MAX_PASSES = 50
 PASS_BUDGET = 60.0  # seconds of real time; later batches wait for the next run (fresh leases)
-BACKOFF_BASE = 10.0
-BACKOFF_CAP = 600.0
-_KEY = "notifiers.worker"
-_state_lock = threading.Lock()
 
 
 @dataclass
@@ -57,264 +57,161 @@ class DeliveryReport:
     deferred: int = 0  # put back without an attempt (rate limit, notifier failing)
 
 
-def backoff(attempt: int, rng: random.Random) -> float:
-    """10 s, 20 s, 40 s … capped at 10 min, each with "equal jitter" (half fixed, half random).
+class ChannelSender:
+    """One notifier: its built client, and the executor of one row's decision."""
 
-    https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/
-    """
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(attempt - 1, 0))
-    return ceiling / 2 + rng.uniform(0, ceiling / 2)
+    def __init__(self, config: NotifierConfig, engine: Engine, *, max_age: float,
+                 attempts: Counter, pace: dict[str, float], rng: random.Random) -> None:
+        self.config = config
+        self.engine = engine
+        self.max_age = max_age
+        self.notifier: Notifier = build(config)
+        self.destination = self.notifier.destination()
+        self._attempts = attempts
+        self._pace = pace  # destination -> last send, shared by channels of one destination
+        self._rng = rng
+        self.down_until: float | None = None  # set by a temporary failure, for this pass
+
+    def state(self) -> Channel:
+        return Channel(configured=True, send_resolved=self.config.send_resolved,
+                       down_until=self.down_until, min_interval=self.notifier.min_interval,
+                       last_sent=self._pace.get(self.destination))
+
+    def handle(self, row: Claimed, *, now: float, report: DeliveryReport,
+               redact: Redactor) -> None:
+        earlier = [] if row.kind in ("trigger", "test") else [
+            Earlier(r["state"], r["external_ref"]) for r in episode(self.engine, row)]
+        decision = decide(row, self.state(), earlier, now=now)
+        if not isinstance(decision, Send):
+            carry_out(self.engine, row, decision, now=now, report=report)
+            return
+        started = time.perf_counter()
+        result: SendResult | None = None
+        error: NotifyError | None = None
+        try:
+            result = self.notifier.send(decision.message, SendContext(
+                now=now, notification_id=row.id, thread_ref=decision.thread_ref))
+        except NotifyError as exc:
+            error = exc
+        except Exception as exc:  # a bug or an unforeseen library error: keep the row, retry
+            error = NotifyError(f"unexpected {type(exc).__name__}: {exc}", retryable=True)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        if self.notifier.min_interval > 0:
+            self._pace[self.destination] = now
+        where = f"notification {row.id} ({row.kind}) to {row.notifier!r} ({self.config.type})"
+        if error is None:
+            record(self.engine, row, now=now, state="sent", outcome="sent",
+                   duration_ms=elapsed_ms, http_status=result.http_status if result else None,
+                   external_ref=result.external_ref if result else None)
+            self._attempts.labels(row.notifier, "sent").inc()
+            report.sent += 1
+            log.info("%s sent in %.0f ms", where, elapsed_ms)
+            return
+        detail = redact(error.detail)
+        after = after_failure(row, detail=detail, retryable=error.retryable,
+                              retry_after=error.retry_after, now=now, max_age=self.max_age,
+                              jitter=self._rng.random())
+        if isinstance(after, GiveUp):
+            record(self.engine, row, now=now, state="failed", outcome="failed",
+                   error=after.reason, http_status=error.http_status, duration_ms=elapsed_ms)
+            self._attempts.labels(row.notifier, "failed").inc()
+            report.failed += 1
+            log.warning("%s failed for good: %s", where, after.reason)
+            return
+        record(self.engine, row, now=now, state="pending", outcome="retry", error=detail,
+               due_at=after.at, http_status=error.http_status, duration_ms=elapsed_ms)
+        self._attempts.labels(row.notifier, "retry").inc()
+        report.retried += 1
+        # One probe, not a stampede of timeouts: the notifier's other rows wait as long.
+        self.down_until = after.at
+        postpone(self.engine, notifier=row.notifier, until=after.at)
+        log.warning("%s will be retried in %.0f s: %s", where, after.delay, detail)
+
+    def close(self) -> None:
+        self.notifier.close()
 
 
-class _Worker:
-    """Per-runtime state: built notifiers, Slack send times, the nudge thread."""
+def carry_out(engine: Engine, row: Claimed, decision: Defer | Suppress | Fail, *, now: float,
+              report: DeliveryReport) -> None:
+    """A decision without a send: put back, suppress, or fail without an attempt."""
+    if isinstance(decision, Defer):
+        release(engine, row, due_at=decision.until)
+        report.deferred += 1
+    elif isinstance(decision, Suppress):
+        suppress(engine, row, decision.reason)
+        report.suppressed += 1
+    else:
+        record(engine, row, now=now, state="failed", outcome="failed", error=decision.reason)
+        report.failed += 1
 
-    def __init__(self, runtime: Runtime) -> None:
+
+class DeliveryWorker:
+    """Built by create_app: sends due notifications through the configured notifiers."""
+
+    def __init__(self, engine: Engine, notifiers: Mapping[str, NotifierConfig], *,
+                 max_age: float, registry: CollectorRegistry | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.engine = engine
+        self.configs = dict(notifiers)
+        self.max_age = max_age
         self.lock = threading.Lock()  # one pass at a time in this process
-        self.notifiers: dict[str, tuple[NotifierConfig, Notifier]] = {}
-        self.last_sent: dict[str, float] = {}
-        self.rng = random.Random()
-        self.nudger: _Nudger | None = None
-        self.prompt = False  # request_delivery works only between start_ and stop_delivery
+        self.rng = rng or random.Random()
+        self.pace: dict[str, float] = {}
+        self.senders: dict[str, ChannelSender] = {}
         self.attempts = Counter(
             "hookwatch_notification_attempts",
             "Notification send attempts, by notifier and outcome (sent, retry, failed).",
             ["notifier", "outcome"],
-            registry=runtime.metrics.registry,
+            registry=registry if registry is not None else CollectorRegistry(),
         )
+        self.redact = Redactor(s for c in self.configs.values() for s in c.secrets())
 
-    def notifier(self, config: NotifierConfig) -> Notifier:
-        cached = self.notifiers.get(config.name)
-        if cached is not None and cached[0] == config:
-            return cached[1]
-        if cached is not None:
-            cached[1].close()
-        built = build(config)
-        self.notifiers[config.name] = (config, built)
-        return built
+    def sender(self, name: str) -> ChannelSender | None:
+        config = self.configs.get(name)
+        if config is None:
+            return None
+        sender = self.senders.get(name)
+        if sender is None:
+            sender = ChannelSender(config, self.engine, max_age=self.max_age,
+                                   attempts=self.attempts, pace=self.pace, rng=self.rng)
+            self.senders[name] = sender
+        return sender
 
+    def deliver(self, now: float) -> DeliveryReport:
+        """Send every due notification once; returns what happened (for tests and logs)."""
+        report = DeliveryReport()
+        with self.lock:
+            down: set[str] = set()  # notifiers failing in this pass: their rows wait
+            started = time.monotonic()
+            for known in self.senders.values():
+                known.down_until = None
+            for _ in range(MAX_PASSES):
+                if time.monotonic() - started > PASS_BUDGET:
+                    break
+                rows = claim(self.engine, now=now, limit=BATCH, exclude=down)
+                if not rows:
+                    break
+                for row in rows:
+                    sender = self.sender(row.notifier)
+                    if sender is None:  # the notifier left the config
+                        decision = decide(row, Channel(configured=False), [], now=now)
+                        assert not isinstance(decision, Send)
+                        carry_out(self.engine, row, decision, now=now, report=report)
+                        continue
+                    sender.handle(row, now=now, report=report, redact=self.redact)
+                    if sender.down_until is not None:
+                        down.add(row.notifier)
+        return report
 
-def _worker(runtime: Runtime) -> _Worker:
-    with _state_lock:
-        worker = runtime.extras.get(_KEY)
-        if worker is None:
-            worker = _Worker(runtime)
-            runtime.extras[_KEY] = worker
-        return cast(_Worker, worker)
+    def run(self, now: float) -> None:
+        """The scheduler's job (hookwatch.jobs): deliver, and log what happened."""
+        report = self.deliver(now)
+        if report.sent or report.failed or report.retried:
+            log.info("delivery: %s", report)
 
-
-def deliver(runtime: Runtime, now: float) -> DeliveryReport:
-    """Send every due notification once; returns what happened (for tests and logs)."""
-    worker = _worker(runtime)
-    report = DeliveryReport()
-    with worker.lock:
-        configs: dict[str, NotifierConfig] = runtime.config.notifiers
-        redact = Redactor(s for c in configs.values() for s in c.secrets())
-        down: dict[str, float] = {}  # notifier -> when its failing receiver is tried again
-        started = time.monotonic()
-        for _ in range(MAX_PASSES):
-            if time.monotonic() - started > PASS_BUDGET:
-                break
-            rows = claim(runtime.engine, now=now, limit=BATCH, exclude=set(down))
-            if not rows:
-                break
-            for row in rows:
-                _one(runtime, worker, row, now=now, report=report, down=down, redact=redact)
-    return report
-
-
-def deliver_job(runtime: Runtime, now: float) -> None:
-    """The scheduler's entry point (hookwatch.jobs)."""
-    report = deliver(runtime, now)
-    if report.sent or report.failed or report.retried:
-        log.info("delivery: %s", report)
-
-
-def _one(
-    runtime: Runtime,
-    worker: _Worker,
-    row: Claimed,
-    *,
-    now: float,
-    report: DeliveryReport,
-    down: dict[str, float],
-    redact: Redactor,
-) -> None:
-    engine = runtime.engine
-    config = runtime.config.notifiers.get(row.notifier)
-    if config is None:
-        record(engine, row, now=now, state="failed", outcome="failed",
-                error=f"notifier {row.notifier!r} is not in the config (any more)")
-        report.failed += 1
-        return
-    if row.notifier in down:
-        release(engine, row, due_at=max(row.due_at, down[row.notifier]))
-        report.deferred += 1
-        return
-    if row.kind == "resolve" and not config.send_resolved:
-        suppress(engine, row, "send_resolved is false for this notifier")
-        report.suppressed += 1
-        return
-    thread_ref = None
-    if row.kind not in ("trigger", "test"):
-        firing = episode(engine, row)
-        delivered = [r for r in firing if r["state"] == "sent"]
-        if row.kind in ("resolve", "acknowledge") and firing and not delivered:
-            suppress(engine, row, f"its trigger was never delivered ({firing[-1]['state']})")
-            report.suppressed += 1
-            return
-        refs = [r["external_ref"] for r in delivered if r["external_ref"]]
-        thread_ref = refs[0] if refs else None
-    notifier = worker.notifier(config)
-    destination = notifier.destination()
-    if notifier.min_interval > 0:
-        last = worker.last_sent.get(destination)
-        if last is not None and now < last + notifier.min_interval:
-            release(engine, row, due_at=last + notifier.min_interval)
-            report.deferred += 1
-            return
-    try:
-        message = AlertMessage.from_json(json.loads(row.payload))
-    except (ValueError, TypeError, KeyError):
-        record(engine, row, now=now, state="failed", outcome="failed",
-                error="the outbox payload is not a valid alert message")
-        report.failed += 1
-        return
-    started = time.perf_counter()
-    result: SendResult | None = None
-    error: NotifyError | None = None
-    try:
-        result = notifier.send(
-            message, SendContext(now=now, notification_id=row.id, thread_ref=thread_ref)
-        )
-    except NotifyError as exc:
-        error = exc
-    except Exception as exc:  # a bug or an unforeseen library error: keep the row, retry
-        error = NotifyError(f"unexpected {type(exc).__name__}: {exc}", retryable=True)
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    if notifier.min_interval > 0:
-        worker.last_sent[destination] = now
-    where = f"notification {row.id} ({row.kind}) to {row.notifier!r} ({config.type})"
-    if error is None:
-        record(engine, row, now=now, state="sent", outcome="sent", duration_ms=elapsed_ms,
-                http_status=result.http_status if result else None,
-                external_ref=result.external_ref if result else None)
-        worker.attempts.labels(row.notifier, "sent").inc()
-        report.sent += 1
-        log.info("%s sent in %.0f ms", where, elapsed_ms)
-        return
-    detail = redact(error.detail)
-    attempts = row.attempts + 1
-
-    def fail(why: str) -> None:
-        record(engine, row, now=now, state="failed", outcome="failed", error=why,
-                http_status=error.http_status, duration_ms=elapsed_ms)
-        worker.attempts.labels(row.notifier, "failed").inc()
-        report.failed += 1
-        log.warning("%s failed for good: %s", where, why)
-
-    if not error.retryable:
-        fail(detail)
-        return
-    delay = backoff(attempts, worker.rng)
-    if error.retry_after is not None:
-        delay = max(delay, error.retry_after)
-    due = now + delay
-    if due > row.created_at + runtime.settings.delivery_max_age:
-        fail(f"gave up after {attempts} attempt(s) over {duration(now - row.created_at)}: "
-             f"{detail}")
-        return
-    record(engine, row, now=now, state="pending", outcome="retry", error=detail, due_at=due,
-            http_status=error.http_status, duration_ms=elapsed_ms)
-    worker.attempts.labels(row.notifier, "retry").inc()
-    report.retried += 1
-    down[row.notifier] = due
-    postpone(engine, notifier=row.notifier, until=due)
-    log.warning("%s will be retried in %.0f s: %s", where, delay, detail)
-
-
-class _Nudger:
-    """A background thread that runs deliver() soon after request(), coalescing bursts."""
-
-    def __init__(self, runtime: Runtime, debounce: float = 0.05) -> None:
-        self.runtime = runtime
-        self.debounce = debounce
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def request(self) -> None:
-        with self._lock:
-            if self._stopping.is_set():
-                return
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="hookwatch-deliver", daemon=True
-                )
-                self._thread.start()
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.wait()
-            if self._stopping.wait(self.debounce):  # more requests may arrive meanwhile
-                return
-            self._wake.clear()
-            try:
-                deliver(self.runtime, self.runtime.clock())
-            except Exception as exc:
-                log.error("prompt delivery failed: %s", type(exc).__name__)
-
-    @property
-    def stopped(self) -> bool:
-        return self._stopping.is_set()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
-        self._wake.set()
-        with self._lock:
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-
-
-def start_delivery(runtime: Runtime) -> None:
-    """Allow prompt deliveries (app start-up, with the scheduler). Until then, and after
-    stop_delivery, request_delivery does nothing: tests that run no jobs send nothing."""
-    worker = _worker(runtime)
-    with _state_lock:
-        worker.prompt = True
-        if worker.nudger is None or worker.nudger.stopped:
-            worker.nudger = _Nudger(runtime)
-
-
-def request_delivery(runtime: Runtime) -> None:
-    """Ask for a delivery pass soon, in a background thread. Thread-safe, cheap, debounced:
-    call it after committing outbox rows so a notification leaves within a fraction of a
-    second instead of at the next `deliver` tick. A replica that is not the leader leaves
-    delivery to the leader."""
-    leader = runtime.extras.get("leader")
-    if leader is not None and not getattr(leader, "is_leader", True):
-        return
-    worker = _worker(runtime)
-    with _state_lock:
-        nudger = worker.nudger if worker.prompt else None
-    if nudger is not None:
-        nudger.request()
-
-
-def stop_delivery(runtime: Runtime) -> None:
-    """Stop the nudge thread and close the notifiers' HTTP clients (app shutdown)."""
-    worker = runtime.extras.get(_KEY)
-    if not isinstance(worker, _Worker):
-        return
-    with _state_lock:
-        worker.prompt = False
-        nudger = worker.nudger
-    if nudger is not None:
-        nudger.stop()
-    with worker.lock:
-        for _config, notifier in worker.notifiers.values():
-            notifier.close()
-        worker.notifiers.clear()
+    def close(self) -> None:
+        """Close the notifiers' HTTP clients (app shutdown)."""
+        with self.lock:
+            for sender in self.senders.values():
+                sender.close()
+            self.senders.clear()

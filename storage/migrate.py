@@ -2,8 +2,8 @@
 
 The migration scripts live in storage/migrations (shipped in the package). `upgrade` runs them
 in one transaction (PostgreSQL has transactional DDL), under an advisory lock so replicas that
-start `hookwatch migrate` at once apply each step once. New tables must be listed in
-`import_tables()`; tests/storage/test_migrations.py fails while a model and the migrations differ.
+start `hookwatch migrate` at once apply each step once. New tables go in
+storage/tables.py; tests/storage/test_migrations.py fails while a model and the migrations differ.
 
 Developers add a revision with `python -m storage.migrate revision -m "what changed"`.
 """
@@ -39,10 +39,7 @@ class SchemaOutdated(Exception):
 
 
 def import_tables() -> None:
-    """Every package's tables, so the metadata is complete."""
-    import hookwatch.alerts.tables
-    import hookwatch.hooks.reconcile
-    import hookwatch.notifiers.outbox
+    """Every table, so the metadata is complete (they all live in storage.tables)."""
     import hookwatch.storage.tables  # noqa: F401
 
 

@@ -12,15 +12,11 @@ event finds its prediction already counted (counted_at), so it is never counted 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, delete, func
 from sqlmodel import col, select
 
 from hookwatch.storage.tables import Event, LatencyBucket, OutcomeBucket
-
-if TYPE_CHECKING:
-    from hookwatch.runtime import Runtime
 
 DAY = 86400.0
 MIN_RETENTION_DAYS = 1
@@ -40,13 +36,6 @@ class PruneReport:
     outcome_buckets: int = 0
     latency_buckets: int = 0
     more: bool = False  # a table had more to delete than one run may
-
-
-def prune(runtime: Runtime, now: float) -> PruneReport:
-    """The periodic job."""
-    return prune_old(
-        runtime.engine, now=now, retention_days=runtime.settings.retention_days
-    )
 
 
 def prune_old(

@@ -7,6 +7,8 @@ transaction) and by the `alembic -c storage/migrations/alembic.ini …` develope
 
 from __future__ import annotations
 
+import os
+
 from alembic import context
 from sqlalchemy import Connection
 from sqlmodel import SQLModel
@@ -34,10 +36,11 @@ def main() -> None:
     if connection is not None:
         run(connection)
         return
-    from hookwatch.settings import Settings
     from hookwatch.storage.engine import make_engine
 
-    url = Settings().database_url
+    # The developer command line: storage sits below the shell's Settings, so it reads the one
+    # variable it needs itself (the default is Settings.database_url's).
+    url = os.environ.get("HOOKWATCH_DATABASE_URL", "sqlite:///./data/hookwatch.db")
     if context.is_offline_mode():
         dialect = url.split(":", 1)[0].split("+", 1)[0]
         context.configure(

@@ -12,11 +12,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from hookwatch.alerts.job import NUDGER, install_nudge
-from hookwatch.alerts.tables import Alert, EvaluatorLock
 from hookwatch.app import create_app
 from hookwatch.config import Config, load_config
-from hookwatch.notifiers.outbox import DeliveryAttempt, Notification
+from hookwatch.storage.tables import Alert, DeliveryAttempt, EvaluatorLock, Notification
 from tests.alerts.helpers import RATE_RULE, config_text
 from tests.conftest import ManualClock, make_settings, signed_headers
 
@@ -99,30 +97,31 @@ def test_a_committed_failure_nudges_the_evaluation(
 ) -> None:
     with TestClient(app_factory(config=config)) as client:
         runtime = client.app.state.runtime  # type: ignore[attr-defined]
-        detach = install_nudge(runtime, debounce=0.05)
-        nudger = runtime.extras[NUDGER]
+        nudge = runtime.nudges.evaluate
+        nudge.start()  # as the scheduler starts it (on the leader); this app runs no jobs
         try:
             traffic(client, clock, failed=0, succeeded=15)
-            assert nudger.wait_idle(10)
+            assert nudge.wait_idle(10)
             with Session(runtime.engine) as session:
                 assert session.get(EvaluatorLock, 1) is None  # successes do not nudge
             traffic(client, clock, failed=10, succeeded=0)  # the 25th prediction crosses
-            assert nudger.wait_idle(10)
+            assert nudge.wait_idle(10)
             assert [k for k, _, _ in outbox(client)] == ["trigger", "trigger"]
         finally:
-            detach()
-        assert nudger not in runtime.counted_listeners and NUDGER not in runtime.extras
+            nudge.stop()
+        assert not nudge.running
 
 
-def test_the_scheduler_attaches_and_detaches_the_nudge(sqlite_url: str, clock: ManualClock,
-                                                       config: Config) -> None:
+def test_the_scheduler_starts_and_stops_the_nudges(sqlite_url: str, clock: ManualClock,
+                                                   config: Config) -> None:
     app = create_app(make_settings(sqlite_url), clock=clock, config=config, run_jobs=True)
     runtime = app.state.runtime
+    assert not runtime.nudges.evaluate.running
     with TestClient(app):
-        assert runtime.extras[NUDGER] in runtime.counted_listeners
+        assert runtime.nudges.evaluate.running and runtime.nudges.deliver.running
         job = app.state.jobs.scheduler.get_job("evaluate")
         assert job.trigger.interval.total_seconds() == runtime.settings.evaluate_interval == 15
-    assert NUDGER not in runtime.extras and runtime.counted_listeners == []
+    assert not runtime.nudges.evaluate.running and not runtime.nudges.deliver.running
 
 
 def firing(client: TestClient, clock: ManualClock) -> dict[str, Any]:

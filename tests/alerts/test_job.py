@@ -13,11 +13,10 @@ from sqlmodel import Session, col, select
 from hookwatch.alerts import job as alert_job
 from hookwatch.alerts.job import run_evaluation
 from hookwatch.alerts.rules import Rule, default_rules
-from hookwatch.alerts.tables import Alert, AlertTransition, Silence
 from hookwatch.config import load_config
 from hookwatch.notifiers.message import AlertMessage
-from hookwatch.notifiers.outbox import Notification
 from hookwatch.storage.engine import make_engine
+from hookwatch.storage.tables import Alert, AlertTransition, Notification, Silence
 from tests.alerts.helpers import RATE_RULE, config_text, event, ingest, outcomes
 from tests.conftest import ManualClock
 

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from playwright.sync_api import expect
 from sqlmodel import Session, select
 
-from hookwatch.alerts.tables import Alert
+from hookwatch.storage.tables import Alert
 from tests.conftest import LiveServer, ManualClock
 from tests.dashboard import helpers
 

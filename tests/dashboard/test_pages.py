@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from hookwatch.alerts.tables import Alert, Silence
+from hookwatch.storage.tables import Alert, Silence
 from tests.conftest import ManualClock
 from tests.dashboard import helpers
 

@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-from collections.abc import Callable
+import time
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from hookwatch.app import create_app
 from hookwatch.cli import main, startup_banner
 from hookwatch.config import ConfigError
 from hookwatch.settings import Settings, load_settings
 from hookwatch.simulate import run
-from tests.conftest import SECRET, LiveServer
+from tests.conftest import SECRET, LiveServer, make_settings
 
 
 def test_environment_overrides_config_file_and_arguments_override_both(
@@ -79,13 +80,13 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
         assert command in out
 
 
-def test_simulate_sends_signed_lifecycles_that_are_all_recorded(
-    app_factory: Callable[..., FastAPI],
-) -> None:
-    import time
+def real_clock_app(sqlite_url: str) -> FastAPI:
+    """simulate signs with the real clock, so the app checks timestamps against it."""
+    return create_app(make_settings(sqlite_url), clock=time.time, run_jobs=False)
 
-    app = app_factory()
-    app.state.runtime.clock = time.time  # simulate signs with the real clock
+
+def test_simulate_sends_signed_lifecycles_that_are_all_recorded(sqlite_url: str) -> None:
+    app = real_clock_app(sqlite_url)
     out = io.StringIO()
     with LiveServer(app) as server:
         tally = asyncio.run(run(
@@ -107,12 +108,9 @@ def test_simulate_sends_signed_lifecycles_that_are_all_recorded(
     assert tally.percentile(0.99) > 0
 
 
-def test_simulate_counts_whole_lifecycles(app_factory: Callable[..., FastAPI]) -> None:
+def test_simulate_counts_whole_lifecycles(sqlite_url: str) -> None:
     """50 webhooks asked for: 17 lifecycles of three, and the progress line says 51 of 51."""
-    import time
-
-    app = app_factory()
-    app.state.runtime.clock = time.time
+    app = real_clock_app(sqlite_url)
     out = io.StringIO()
     with LiveServer(app) as server:
         tally = asyncio.run(run(
@@ -123,11 +121,8 @@ def test_simulate_counts_whole_lifecycles(app_factory: Callable[..., FastAPI]) -
     assert "51/51 sent, 51 accepted" in out.getvalue()
 
 
-def test_simulate_reports_refusals(app_factory: Callable[..., FastAPI]) -> None:
-    import time
-
-    app = app_factory()
-    app.state.runtime.clock = time.time
+def test_simulate_reports_refusals(sqlite_url: str) -> None:
+    app = real_clock_app(sqlite_url)
     with LiveServer(app) as server:
         tally = asyncio.run(run(
             url=f"{server.url}/hooks/replicate", secret="whsec_d3Jvbmc=", token=None, rate=30,

@@ -20,18 +20,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlmodel import Session as DbSession
 
-from hookwatch.config import Config
-from hookwatch.hooks.signature import Verifier
-from hookwatch.metrics import Metrics
 from hookwatch.notifiers.message import AlertMessage, TopError
-from hookwatch.notifiers.outbox import Notification
 from hookwatch.notifiers.registry import NotifierConfig, parse_notifiers
-from hookwatch.runtime import Runtime
+from hookwatch.notifiers.worker import DeliveryWorker
 from hookwatch.settings import Settings
-from hookwatch.storage.writer import Writer
+from hookwatch.storage.tables import Notification
 from tests.conftest import free_port
 
 Answer = tuple[int, dict[str, str], bytes]
@@ -178,7 +175,7 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-# --- messages, configs, runtime, outbox ---------------------------------------------------
+# --- messages, configs, the worker, outbox ---------------------------------------------------
 
 
 def alert(kind: str = "trigger", **changes: Any) -> AlertMessage:
@@ -215,19 +212,13 @@ def notifier_configs(tables: dict[str, dict[str, Any]]) -> dict[str, NotifierCon
     return configs
 
 
-def make_runtime(engine: Engine, configs: dict[str, NotifierConfig], clock: Callable[[], float],
-                 **settings: Any) -> Runtime:
-    values: dict[str, Any] = {"database_url": str(engine.url)}
-    values.update(settings)
-    return Runtime(
-        settings=Settings(**values),
-        config=Config(notifiers=dict(configs)),
-        engine=engine,
-        verifier=Verifier([], None),
-        writer=Writer(engine, batch_max=16, clock=clock),
-        metrics=Metrics(),
-        clock=clock,
-    )
+def make_worker(engine: Engine, configs: dict[str, NotifierConfig], *,
+                max_age: float | None = None,
+                registry: CollectorRegistry | None = None) -> DeliveryWorker:
+    """The delivery worker as create_app builds it (the service's default max age)."""
+    if max_age is None:
+        max_age = Settings(database_url=str(engine.url)).delivery_max_age
+    return DeliveryWorker(engine, configs, max_age=max_age, registry=registry)
 
 
 def enqueue(engine: Engine, message: AlertMessage, *, notifier: str, now: float,

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from hookwatch.notifiers.outbox import Notification
 from hookwatch.notifiers.registry import NotifierConfig
-from hookwatch.notifiers.worker import deliver, request_delivery, start_delivery, stop_delivery
+from hookwatch.nudge import Nudge
+from hookwatch.runtime import DELIVER_DEBOUNCE
+from hookwatch.storage.tables import Notification
 from tests.conftest import ManualClock
 from tests.notifiers.helpers import (
     HOOK_SECRET,
@@ -21,7 +21,7 @@ from tests.notifiers.helpers import (
     Receiver,
     alert,
     enqueue,
-    make_runtime,
+    make_worker,
     notifier_configs,
     slack_api_answer,
 )
@@ -50,15 +50,15 @@ def kinds(receiver: Receiver) -> list[str]:
 
 def test_a_resolution_waits_for_its_retrying_trigger(sqlite_engine: Engine, receiver: Receiver,
                                                      clock: ManualClock) -> None:
-    runtime = make_runtime(sqlite_engine, hook(receiver.url), clock)
+    worker = make_worker(sqlite_engine, hook(receiver.url))
     enqueue(sqlite_engine, alert(), notifier="hook", now=clock.now)
     receiver.fail(1, 503)
-    deliver(runtime, clock.now)
+    worker.deliver(clock.now)
     clock.advance(1)
     enqueue(sqlite_engine, alert("resolve", resolved_at=clock.now), notifier="hook", now=clock.now)
-    assert deliver(runtime, clock.now).sent == 0  # due, but its trigger is still retrying
+    assert worker.deliver(clock.now).sent == 0  # due, but its trigger is still retrying
     clock.advance(30)
-    report = deliver(runtime, clock.now)
+    report = worker.deliver(clock.now)
     assert report.sent == 2
     assert kinds(receiver) == ["alert.trigger", "alert.trigger", "alert.resolve"]
 
@@ -66,13 +66,13 @@ def test_a_resolution_waits_for_its_retrying_trigger(sqlite_engine: Engine, rece
 def test_a_resolution_of_a_trigger_that_never_arrived_is_suppressed(
     sqlite_engine: Engine, receiver: Receiver, clock: ManualClock
 ) -> None:
-    runtime = make_runtime(sqlite_engine, hook(receiver.url), clock)
+    worker = make_worker(sqlite_engine, hook(receiver.url))
     enqueue(sqlite_engine, alert(), notifier="hook", now=clock.now)
     enqueue(sqlite_engine, alert("acknowledge", acknowledged_by="bob"), notifier="hook",
             now=clock.now)
     enqueue(sqlite_engine, alert("resolve"), notifier="hook", now=clock.now)
     receiver.fail(1, 400, body=b"bad request")
-    report = deliver(runtime, clock.now)
+    report = worker.deliver(clock.now)
     assert (report.failed, report.suppressed, report.sent) == (1, 2, 0)
     assert states(sqlite_engine) == [
         ("trigger", "failed", "127.0.0.1 answered HTTP 400: bad request"),
@@ -82,16 +82,16 @@ def test_a_resolution_of_a_trigger_that_never_arrived_is_suppressed(
     # the next firing of the same alert is a new episode: its resolution goes out
     for kind in ("trigger", "resolve"):
         enqueue(sqlite_engine, alert(kind), notifier="hook", now=clock.now)
-    assert deliver(runtime, clock.now).sent == 2
+    assert worker.deliver(clock.now).sent == 2
     assert kinds(receiver) == ["alert.trigger", "alert.trigger", "alert.resolve"]
 
 
 def test_send_resolved_false_gets_triggers_only(sqlite_engine: Engine, receiver: Receiver,
                                                 clock: ManualClock) -> None:
-    runtime = make_runtime(sqlite_engine, hook(receiver.url, send_resolved=False), clock)
+    worker = make_worker(sqlite_engine, hook(receiver.url, send_resolved=False))
     for kind in ("trigger", "reminder", "resolve"):
         enqueue(sqlite_engine, alert(kind), notifier="hook", now=clock.now)
-    report = deliver(runtime, clock.now)
+    report = worker.deliver(clock.now)
     assert (report.sent, report.suppressed) == (2, 1)
     assert kinds(receiver) == ["alert.trigger", "alert.reminder"]
     assert states(sqlite_engine)[2] == ("resolve", "suppressed",
@@ -105,15 +105,15 @@ def test_slack_gets_one_message_a_second_per_destination(sqlite_engine: Engine,
         "a": {"type": "slack", "webhook_url": receiver.url + SLACK_PATH},
         "b": {"type": "slack", "webhook_url": receiver.url + SLACK_PATH + "other"},
     })
-    runtime = make_runtime(sqlite_engine, configs, clock)
+    worker = make_worker(sqlite_engine, configs)
     for i in range(3):
         enqueue(sqlite_engine, alert(alert_key=f"k{i}"), notifier="a", now=clock.now)
     enqueue(sqlite_engine, alert(alert_key="k0"), notifier="b", now=clock.now)
-    report = deliver(runtime, clock.now)
+    report = worker.deliver(clock.now)
     assert (report.sent, report.deferred) == (2, 2)  # one to each destination
-    assert deliver(runtime, clock.now + 0.5).sent == 0
-    assert deliver(runtime, clock.now + 1).sent == 1
-    assert deliver(runtime, clock.now + 2).sent == 1
+    assert worker.deliver(clock.now + 0.5).sent == 0
+    assert worker.deliver(clock.now + 1).sent == 1
+    assert worker.deliver(clock.now + 2).sent == 1
     assert len(receiver.requests) == 4
 
 
@@ -122,11 +122,11 @@ def test_slack_resolution_goes_in_the_trigger_thread(sqlite_engine: Engine,
     with Receiver(answer=slack_api_answer) as api:
         configs = notifier_configs({"bot": {"type": "slack", "token": SLACK_TOKEN,
                                             "channel": "C0TEST", "api_url": api.url + "/api"}})
-        runtime = make_runtime(sqlite_engine, configs, clock)
+        worker = make_worker(sqlite_engine, configs)
         enqueue(sqlite_engine, alert(), notifier="bot", now=clock.now)
         enqueue(sqlite_engine, alert("resolve"), notifier="bot", now=clock.now)
-        deliver(runtime, clock.now)
-        deliver(runtime, clock.now + 1)
+        worker.deliver(clock.now)
+        worker.deliver(clock.now + 1)
     trigger, resolve = (r.json() for r in api.requests)
     with Session(sqlite_engine) as session:
         first = session.exec(select(Notification).order_by(col(Notification.id))).first()
@@ -135,24 +135,26 @@ def test_slack_resolution_goes_in_the_trigger_thread(sqlite_engine: Engine,
     assert resolve["thread_ts"] == first.external_ref
 
 
-def test_request_delivery_sends_promptly_in_the_background(
+def test_the_delivery_nudge_sends_promptly_in_the_background(
     sqlite_engine: Engine, receiver: Receiver, clock: ManualClock
 ) -> None:
-    runtime = make_runtime(sqlite_engine, hook(receiver.url), clock)
+    """The shell's delivery nudge (as create_app builds it) over a real worker."""
+    worker = make_worker(sqlite_engine, hook(receiver.url))
+    nudge = Nudge("deliver", lambda: worker.deliver(clock.now), debounce=DELIVER_DEBOUNCE)
     enqueue(sqlite_engine, alert(alert_key="early"), notifier="hook", now=clock.now)
-    request_delivery(runtime)  # before start_delivery (an app without jobs): nothing happens
-    assert runtime.extras["notifiers.worker"].nudger is None
-    assert receiver.requests == []
-    start_delivery(runtime)
+    nudge.poke()  # before start (an app without jobs, a follower): nothing happens
+    assert nudge.wait_idle(0) and receiver.requests == []
+    nudge.start()
     try:
         for i in range(3):
             enqueue(sqlite_engine, alert(alert_key=f"k{i}"), notifier="hook", now=clock.now)
-            request_delivery(runtime)  # a burst of nudges: one pass is enough
-        deadline = time.monotonic() + 10
-        while len(receiver.requests) < 4 and time.monotonic() < deadline:
-            time.sleep(0.01)  # waiting on another thread, not on a backoff
+            nudge.poke()  # a burst of nudges: one pass is enough
+        assert nudge.wait_idle(10)  # until the pass it scheduled has run
     finally:
-        stop_delivery(runtime)
+        nudge.stop()
+        worker.close()
     assert len(receiver.requests) == 4
-    request_delivery(runtime)  # after stop: ignored, no thread left behind
-    assert not [t for t in threading.enumerate() if t.name == "hookwatch-deliver" and t.is_alive()]
+    nudge.poke()  # after stop: ignored, no thread left behind
+    assert nudge.wait_idle(0)
+    assert not [t for t in threading.enumerate() if t.name.startswith("hookwatch-deliver")
+                and t.is_alive()]

@@ -13,8 +13,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from hookwatch.notifiers.outbox import DeliveryAttempt, Notification
-from hookwatch.notifiers.worker import deliver
+from hookwatch.storage.tables import DeliveryAttempt, Notification
 from tests.conftest import ManualClock
 from tests.notifiers.helpers import (
     HOOK_SECRET,
@@ -28,7 +27,7 @@ from tests.notifiers.helpers import (
     SmtpRecorder,
     alert,
     enqueue,
-    make_runtime,
+    make_worker,
     notifier_configs,
     self_signed,
     smtp_controller,
@@ -80,10 +79,10 @@ def test_no_secret_anywhere(sqlite_engine: Engine, clock: ManualClock, tmp_path:
                          "password": SMTP_PASSWORD, "from": "hookwatch@example.com",
                          "to": "oncall@example.com"},
             })
-            runtime = make_runtime(sqlite_engine, configs, clock)
+            worker = make_worker(sqlite_engine, configs)
             for name in configs:
                 enqueue(sqlite_engine, alert(), notifier=name, now=clock.now)
-            report = deliver(runtime, clock.now)
+            report = worker.deliver(clock.now)
             assert len(server.requests) == 4
             # the receiver did echo the secrets back; they went no further
             assert any(ROUTING_KEY.encode() in r.body for r in server.requests)

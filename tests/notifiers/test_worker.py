@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from hookwatch.jobs import job_specs
 from hookwatch.notifiers.claims import LEASE_SECONDS, claim
-from hookwatch.notifiers.outbox import DeliveryAttempt, Notification
+from hookwatch.notifiers.decision import BACKOFF_BASE
 from hookwatch.notifiers.registry import NotifierConfig
-from hookwatch.notifiers.worker import BACKOFF_BASE, deliver
-from hookwatch.runtime import Runtime
+from hookwatch.notifiers.worker import DeliveryWorker
+from hookwatch.storage.tables import DeliveryAttempt, Notification
 from tests.conftest import ManualClock, free_port
 from tests.notifiers.helpers import (
     HOOK_SECRET,
     Receiver,
     alert,
     enqueue,
-    make_runtime,
+    make_worker,
     notifier_configs,
 )
 
@@ -42,11 +43,11 @@ def attempts(engine: Engine) -> list[DeliveryAttempt]:
         return list(session.exec(select(DeliveryAttempt).order_by(col(DeliveryAttempt.id))))
 
 
-def drain(runtime: Runtime, clock: ManualClock, engine: Engine, *, limit: int = 50) -> int:
+def drain(worker: DeliveryWorker, clock: ManualClock, engine: Engine, *, limit: int = 50) -> int:
     """Run deliver, moving the clock to the next due row, until nothing is pending."""
     passes = 0
     while passes < limit:
-        deliver(runtime, clock.now)
+        worker.deliver(clock.now)
         passes += 1
         waiting = [r.due_at for r in rows(engine) if r.state in ("pending", "sending")]
         if not waiting:
@@ -61,20 +62,25 @@ def receiver() -> Iterator[Receiver]:
         yield server
 
 
-def test_deliver_is_a_scheduled_job() -> None:
-    spec = next(s for s in job_specs() if s.name == "deliver")
-    assert spec.fn.__module__ == "hookwatch.notifiers.worker"
+def test_deliver_is_a_scheduled_job(app_factory: Callable[..., FastAPI]) -> None:
+    """The app schedules its own DeliveryWorker, every deliver_interval, nudged by new rows."""
+    app = app_factory()
+    runtime = app.state.runtime
+    spec = next(s for s in app.state.jobs.specs if s.name == "deliver")
+    assert spec.fn == runtime.delivery.run
+    assert spec.interval == runtime.settings.deliver_interval
+    assert spec.nudge is runtime.nudges.deliver and spec.leader_only
 
 
 def test_outage_then_every_notification_arrives_exactly_once(
     engine: Engine, receiver: Receiver, clock: ManualClock
 ) -> None:
-    runtime = make_runtime(engine, hook_configs(receiver.url), clock)
+    worker = make_worker(engine, hook_configs(receiver.url))
     ids = [enqueue(engine, alert(alert_key=f"rule:deployment:acme/m{i}"), notifier="hook",
                    now=clock.now) for i in range(5)]
     receiver.fail(3, 503)
     began = clock.now
-    drain(runtime, clock, engine)
+    drain(worker, clock, engine)
     assert len(receiver.requests) == 3 + 5  # one probe per try while down, then each once
     delivered = [r.headers["webhook-id"] for r in receiver.requests[3:]]
     assert sorted(delivered) == sorted(f"msg_hookwatch_{i}" for i in ids)
@@ -94,41 +100,41 @@ def test_outage_then_every_notification_arrives_exactly_once(
 def test_connection_refused_then_the_receiver_comes_up(sqlite_engine: Engine,
                                                        clock: ManualClock) -> None:
     port = free_port()
-    runtime = make_runtime(sqlite_engine, hook_configs(f"http://127.0.0.1:{port}"), clock)
+    worker = make_worker(sqlite_engine, hook_configs(f"http://127.0.0.1:{port}"))
     for i in range(3):
         enqueue(sqlite_engine, alert(alert_key=f"k{i}"), notifier="hook", now=clock.now)
-    report = deliver(runtime, clock.now)
+    report = worker.deliver(clock.now)
     assert (report.retried, report.deferred, report.sent) == (1, 2, 0)
     (failed,) = attempts(sqlite_engine)
     assert failed.outcome == "retry" and failed.http_status is None
     assert failed.error and failed.error.startswith("cannot reach 127.0.0.1: ConnectError")
     with Receiver(port=port) as late:
         clock.advance(15)
-        deliver(runtime, clock.now)
+        worker.deliver(clock.now)
         assert len(late.requests) == 3
     assert [r.attempts for r in rows(sqlite_engine)] == [2, 1, 1]
 
 
 def test_retry_after_is_honoured(sqlite_engine: Engine, receiver: Receiver,
                                  clock: ManualClock) -> None:
-    runtime = make_runtime(sqlite_engine, hook_configs(receiver.url), clock)
+    worker = make_worker(sqlite_engine, hook_configs(receiver.url))
     enqueue(sqlite_engine, alert(), notifier="hook", now=clock.now)
     receiver.fail(1, 429, {"Retry-After": "120"})
-    deliver(runtime, clock.now)
+    worker.deliver(clock.now)
     (row,) = rows(sqlite_engine)
     assert row.state == "pending" and row.due_at == clock.now + 120
-    assert deliver(runtime, clock.now + 119.9).sent == 0
-    assert deliver(runtime, clock.now + 120).sent == 1
+    assert worker.deliver(clock.now + 119.9).sent == 0
+    assert worker.deliver(clock.now + 120).sent == 1
     assert len(receiver.requests) == 2
 
 
 def test_permanent_failure_stops_at_once(sqlite_engine: Engine, receiver: Receiver,
                                          clock: ManualClock) -> None:
-    runtime = make_runtime(sqlite_engine, hook_configs(receiver.url), clock)
+    worker = make_worker(sqlite_engine, hook_configs(receiver.url))
     enqueue(sqlite_engine, alert(), notifier="hook", now=clock.now)
     receiver.fail(1, 404, body=b"no such hook")
-    assert deliver(runtime, clock.now).failed == 1
-    assert deliver(runtime, clock.now + 3600).failed == 0
+    assert worker.deliver(clock.now).failed == 1
+    assert worker.deliver(clock.now + 3600).failed == 0
     (row,) = rows(sqlite_engine)
     assert (row.state, row.attempts) == ("failed", 1)
     assert row.last_error == "127.0.0.1 answered HTTP 404: no such hook"
@@ -138,11 +144,10 @@ def test_permanent_failure_stops_at_once(sqlite_engine: Engine, receiver: Receiv
 
 def test_gives_up_after_the_maximum_age(sqlite_engine: Engine, receiver: Receiver,
                                         clock: ManualClock) -> None:
-    runtime = make_runtime(sqlite_engine, hook_configs(receiver.url), clock,
-                           delivery_max_age=300)
+    worker = make_worker(sqlite_engine, hook_configs(receiver.url), max_age=300)
     enqueue(sqlite_engine, alert(), notifier="hook", now=clock.now)
     receiver.fail(100, 500)
-    drain(runtime, clock, sqlite_engine)
+    drain(worker, clock, sqlite_engine)
     (row,) = rows(sqlite_engine)
     assert row.state == "failed"
     assert row.last_error and row.last_error.startswith(f"gave up after {row.attempts} attempt(s)")
@@ -154,26 +159,26 @@ def test_gives_up_after_the_maximum_age(sqlite_engine: Engine, receiver: Receive
 
 def test_a_lost_lease_is_sent_after_it_expires(sqlite_engine: Engine, receiver: Receiver,
                                                clock: ManualClock) -> None:
-    runtime = make_runtime(sqlite_engine, hook_configs(receiver.url), clock)
+    worker = make_worker(sqlite_engine, hook_configs(receiver.url))
     enqueue(sqlite_engine, alert(), notifier="hook", now=clock.now)
     (taken,) = claim(sqlite_engine, now=clock.now, limit=10, exclude=set())  # then "crashes"
     assert claim(sqlite_engine, now=clock.now, limit=10, exclude=set()) == []
-    assert deliver(runtime, clock.now + LEASE_SECONDS - 1).sent == 0
-    assert deliver(runtime, clock.now + LEASE_SECONDS).sent == 1
+    assert worker.deliver(clock.now + LEASE_SECONDS - 1).sent == 0
+    assert worker.deliver(clock.now + LEASE_SECONDS).sent == 1
     assert receiver.requests[0].headers["webhook-id"] == f"msg_hookwatch_{taken.id}"
 
 
 def test_two_workers_never_send_one_row_twice(engine: Engine, receiver: Receiver,
                                               clock: ManualClock) -> None:
     configs = hook_configs(receiver.url)
-    workers = [make_runtime(engine, configs, clock) for _ in range(3)]
+    workers = [make_worker(engine, configs) for _ in range(3)]
     for i in range(40):
         enqueue(engine, alert(alert_key=f"k{i % 13}"), notifier="hook", now=clock.now)
     errors: list[BaseException] = []
 
-    def run(runtime: Runtime) -> None:
+    def run(worker: DeliveryWorker) -> None:
         try:
-            deliver(runtime, clock.now)
+            worker.deliver(clock.now)
         except BaseException as exc:
             errors.append(exc)
 
@@ -190,19 +195,20 @@ def test_two_workers_never_send_one_row_twice(engine: Engine, receiver: Receiver
 
 def test_rows_for_a_notifier_no_longer_configured_fail(sqlite_engine: Engine,
                                                        clock: ManualClock) -> None:
-    runtime = make_runtime(sqlite_engine, {}, clock)
+    worker = make_worker(sqlite_engine, {})
     enqueue(sqlite_engine, alert(), notifier="gone", now=clock.now)
-    assert deliver(runtime, clock.now).failed == 1
+    assert worker.deliver(clock.now).failed == 1
     assert rows(sqlite_engine)[0].last_error == "notifier 'gone' is not in the config (any more)"
 
 
 def test_attempts_are_counted_in_metrics(sqlite_engine: Engine, receiver: Receiver,
                                          clock: ManualClock) -> None:
-    runtime = make_runtime(sqlite_engine, hook_configs(receiver.url), clock)
+    registry = CollectorRegistry()
+    worker = make_worker(sqlite_engine, hook_configs(receiver.url), registry=registry)
     enqueue(sqlite_engine, alert(), notifier="hook", now=clock.now)
     receiver.fail(1, 500)
-    drain(runtime, clock, sqlite_engine)
-    value = runtime.metrics.registry.get_sample_value
+    drain(worker, clock, sqlite_engine)
+    value = registry.get_sample_value
     labels = {"notifier": "hook"}
     assert value("hookwatch_notification_attempts_total", {**labels, "outcome": "retry"}) == 1
     assert value("hookwatch_notification_attempts_total", {**labels, "outcome": "sent"}) == 1

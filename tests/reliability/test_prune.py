@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from hookwatch.storage.prune import DAY, MINUTE_BUCKETS_KEPT, prune, prune_old
+from hookwatch.storage.prune import DAY, MINUTE_BUCKETS_KEPT, prune_old
 from tests.conftest import ManualClock, signed_headers, token_headers
 from tests.reliability.helpers import count
 
@@ -83,7 +83,9 @@ def test_a_resent_token_event_after_prune_is_not_counted_again(
     body = b'{"id":"cog-1","status":"failed","model":"acme/cog"}'
     assert client.post("/hooks/replicate", content=body, headers=token_headers()).status_code == 200
     clock.advance((RETENTION_DAYS + 1) * DAY)
-    assert prune(client.app.state.runtime, clock.now).events == 1  # type: ignore[attr-defined]
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    retention = runtime.settings.retention_days  # what the app's prune job passes
+    assert prune_old(runtime.engine, now=clock.now, retention_days=retention).events == 1
     assert client.post("/hooks/replicate", content=body, headers=token_headers()).status_code == 200
     failed = "SELECT sum(failed) FROM outcome_buckets WHERE resolution = 86400"
     assert count(client, failed) == 1

@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from hookwatch.hooks.reconcile import BACKOFF_BASE, MAX_ATTEMPTS, MAX_FAILURES_IN_A_ROW, reconcile
+from hookwatch.hooks.reconcile import BACKOFF_BASE, MAX_ATTEMPTS, MAX_FAILURES_IN_A_ROW
 from hookwatch.storage.rollups import Counted
 from tests.conftest import ManualClock, signed_headers, token_headers
 from tests.reliability.helpers import RecordingServer, count, json_answer
@@ -84,7 +84,7 @@ def start(client: TestClient, clock: ManualClock, pid: str, elsewhere: str) -> N
 
 
 def run(client: TestClient, clock: ManualClock) -> Any:
-    return reconcile(client.app.state.runtime, clock.now)  # type: ignore[attr-defined]
+    return client.app.state.runtime.reconciler.run(clock.now)  # type: ignore[attr-defined]
 
 
 def test_missing_terminal_is_fetched_and_recorded_forward_only(
@@ -296,7 +296,7 @@ def test_without_a_token_stuck_predictions_are_reported_and_nothing_is_fetched(
     with caplog.at_level(logging.WARNING, "hookwatch.reconcile"):
         jobs.run_now("reconcile")
         jobs.run_now("reconcile")
-    report = client.app.state.runtime.extras["reconcile"]  # type: ignore[attr-defined]
+    report = client.app.state.runtime.reconciler.report  # type: ignore[attr-defined]
     assert (report.stuck, report.fetched, report.skipped) == (2, 0, "no_token")
     assert caplog.text.count("HOOKWATCH_REPLICATE_API_TOKEN") == 1  # said once, not every run
     assert api.requests == [] and elsewhere.requests == []

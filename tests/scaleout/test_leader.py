@@ -14,7 +14,7 @@ from hookwatch.app import create_app
 from hookwatch.file_leader import FileLockLeader
 from hookwatch.jobs import JobSpec
 from hookwatch.leader import AdvisoryLockLeader, SoleLeader, leadership_for
-from hookwatch.runtime import Runtime
+from hookwatch.nudge import Nudge
 from hookwatch.storage.engine import make_engine
 from tests.conftest import POSTGRES_URL, ManualClock, make_settings
 from tests.scaleout.replicas import terminate, until
@@ -125,18 +125,20 @@ def test_two_apps_one_runs_the_leader_jobs(postgres_url: str, clock: ManualClock
     """Two replicas in one process: only the leader's jobs run; /readyz and /metrics say who
     leads; when the leader shuts down, the other runs its jobs at once."""
     ran: list[str] = []
-    wired: list[str] = []  # event hooks (like the evaluator's nudge) live on the leader only
+    nudges: dict[str, Nudge] = {}  # nudges (like the evaluator's) run on the leader only
+
+    def wired() -> list[str]:
+        return [name for name, nudge in nudges.items() if nudge.running]
 
     def spec(app_name: str, leader_only: bool = True) -> JobSpec:
-        def job(_runtime: Runtime, _now: float) -> None:
+        def job(_now: float) -> None:
             ran.append(f"{app_name}:{'leader' if leader_only else 'every'}")
 
-        def attach(_runtime: Runtime) -> Callable[[], None]:
-            wired.append(app_name)
-            return lambda: wired.remove(app_name)
-
-        return JobSpec("probe" if leader_only else "local", job, lambda _r: 3600.0,
-                       leader_only=leader_only, attach=attach if leader_only else None)
+        nudge = None
+        if leader_only:
+            nudge = nudges[app_name] = Nudge(app_name, lambda: None, debounce=1.0)
+        return JobSpec("probe" if leader_only else "local", job, 3600.0,
+                       leader_only=leader_only, nudge=nudge)
 
     apps = {}
     for name, port in (("a", 18001), ("b", 18002)):
@@ -148,7 +150,7 @@ def test_two_apps_one_runs_the_leader_jobs(postgres_url: str, clock: ManualClock
             for job in ("probe", "local"):
                 apps[name].state.jobs.run_now(job)
         assert sorted(ran) == ["a:every", "a:leader", "b:every"]
-        assert wired == ["a"]
+        assert wired() == ["a"]
         ready_a, ready_b = a.get("/readyz").json(), b.get("/readyz").json()
         assert ready_a["checks"]["leadership"]["role"] == "leader"
         assert ready_b["checks"]["leadership"]["role"] == "follower"
@@ -165,13 +167,13 @@ def test_two_apps_one_runs_the_leader_jobs(postgres_url: str, clock: ManualClock
     try:
         with TestClient(b2) as b:
             assert b.get("/readyz").json()["checks"]["leadership"]["role"] == "follower"
-            assert wired == ["a2"]
+            assert wired() == ["a2"]
             assert first is not None
             first.__exit__(None, None, None)  # a2 shuts down and releases the lock
             first = None
             took = until(lambda: "b2:leader" in ran, timeout=5)
             assert took < 3  # one poll (1 s) and the new leader's jobs run at once
-            assert wired == ["b2"]
+            assert wired() == ["b2"]
             assert b.get("/readyz").json()["checks"]["leadership"]["role"] == "leader"
             assert "hookwatch_leader 1.0" in b.get("/metrics").text
     finally:

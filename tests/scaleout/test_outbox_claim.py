@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import Engine, text
 
-from hookwatch.notifiers.worker import DeliveryReport, claim, deliver, stop_delivery
-from hookwatch.runtime import Runtime
+from hookwatch.notifiers.claims import claim
+from hookwatch.notifiers.worker import DeliveryReport, DeliveryWorker
 from hookwatch.storage.engine import make_engine
 from hookwatch.storage.migrate import upgrade
 from tests.conftest import ManualClock
@@ -22,7 +22,7 @@ from tests.notifiers.helpers import (
     Request,
     alert,
     enqueue,
-    make_runtime,
+    make_worker,
     notifier_configs,
 )
 
@@ -114,13 +114,13 @@ def test_two_deliverers_send_every_notification_exactly_once(
     with Receiver(answer=slow_ok) as receiver:
         configs = notifier_configs({"hook": {"type": "webhook", "url": receiver.url + "/alerts",
                                              "secret": HOOK_SECRET}})
-        runtimes: list[Runtime] = [make_runtime(e, configs, clock) for e in engines]
+        workers: list[DeliveryWorker] = [make_worker(e, configs) for e in engines]
         ids = fill(engines[0], clock.now)
         try:
-            reports = together(*(lambda r=r: deliver(r, clock.now) for r in runtimes))
+            reports = together(*(lambda r=r: r.deliver(clock.now) for r in workers))
         finally:
-            for runtime in runtimes:
-                stop_delivery(runtime)
+            for worker in workers:
+                worker.close()
     sent = [r.sent for r in reports if isinstance(r, DeliveryReport)]
     assert sum(sent) == ROWS
     if engines[0].dialect.name == "postgresql":

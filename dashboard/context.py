@@ -1,0 +1,72 @@
+"""The dashboard's typed object (built by create_app) and the page parts every route draws:
+the picture, the template context, the live parts. pages, actions and status_api build on it,
+so none of them imports another."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+
+from hookwatch.alerts.actions import AlertContext
+from hookwatch.dashboard.auth import Gate
+from hookwatch.dashboard.failures import RecentFailures
+from hookwatch.dashboard.picture import SCOPE_KINDS, STATUSES, Picture, View, build_picture
+from hookwatch.dashboard.readings import Readings
+from hookwatch.dashboard.render import render
+from hookwatch.dashboard.rows import row_groups
+
+SORT_LABELS = {
+    "status": "status", "name": "name", "rate5m": "5m error rate", "rate1h": "1h error rate",
+    "rate24h": "24h error rate", "volume": "volume", "predict": "predict p95",
+    "queue": "queue p95",
+}
+
+
+@dataclass
+class Dashboard:
+    """What the pages need: the engine and clock, the alert actions, the metrics registry, the
+    readiness checks of the rest of the service, private mode's gate, and the caches."""
+
+    engine: Engine
+    clock: Callable[[], float]
+    alerts: AlertContext
+    registry: CollectorRegistry
+    readiness: Callable[[], dict[str, Any]] = dict  # extra /readyz checks (leadership, writer)
+    show_payloads: bool = False
+    gate: Gate | None = None  # private mode, when a dashboard token is set
+    readings: Readings = field(default_factory=Readings)
+    failures: RecentFailures = field(default_factory=RecentFailures)
+
+
+def get_dashboard() -> Dashboard:
+    """A placeholder that create_app binds to the app's Dashboard."""
+    raise LookupError("no dashboard: this app was not built by hookwatch.app.create_app")
+
+
+DashboardDep = Annotated[Dashboard, Depends(get_dashboard)]
+
+
+def picture_for(board: Dashboard, view: View, *, with_failures: bool = True) -> Picture:
+    with board.engine.connect() as conn:
+        return build_picture(
+            conn, readings=board.readings, failures=board.failures, now=board.clock(),
+            view=view, with_failures=with_failures,
+        )
+
+
+def page_context(picture: Picture, view: View, **extra: Any) -> dict[str, Any]:
+    return {
+        "picture": picture, "groups": row_groups(picture), "view": view, "kinds": SCOPE_KINDS,
+        "statuses": STATUSES, "sorts": SORT_LABELS, "oob": False, **extra,
+    }
+
+
+def live_html(board: Dashboard, view: View) -> str:
+    """Every refreshable part, each swapped into the page by its id (hx-swap-oob)."""
+    picture = picture_for(board, view)
+    return render("live.html", **page_context(picture, view, oob=True))
