@@ -31,6 +31,8 @@ class Nudge:
         self._mutex = threading.Lock()
         self._timer: threading.Timer | None = None
         self._running = False  # between start() and stop()
+        self._active = 0  # runs in progress (a poke during a run may start the next early;
+        # the jobs serialise themselves: Evaluator.lock, DeliveryWorker.lock)
         self._idle = threading.Event()
         self._idle.set()
 
@@ -58,16 +60,19 @@ class Nudge:
         with self._mutex:
             self._timer = None
             if not self._running:
-                self._idle.set()
+                if self._active == 0:
+                    self._idle.set()
                 return
             self._last_start = time.monotonic()
+            self._active += 1
         try:
             self.job()
         except Exception:
             log.exception("nudged %s failed", self.name)
         finally:
             with self._mutex:
-                if self._timer is None:
+                self._active -= 1
+                if self._timer is None and self._active == 0:
                     self._idle.set()
 
     def wait_idle(self, timeout: float) -> bool:
@@ -81,5 +86,6 @@ class Nudge:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-                self._idle.set()
+                if self._active == 0:
+                    self._idle.set()
         self.wait_idle(timeout)

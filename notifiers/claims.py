@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,9 +36,11 @@ class Claimed:
 
 
 def claim(
-    engine: Engine, *, now: float, limit: int, exclude: set[str], lease: float = LEASE_SECONDS
+    engine: Engine, *, now: float, limit: int, exclude: set[str], lease: float = LEASE_SECONDS,
+    only: Collection[str] | None = None,
 ) -> list[Claimed]:
-    """Take due rows whose earlier rows (same alert and notifier) are all settled.
+    """Take due rows whose earlier rows (same alert and notifier) are all settled; of the
+    notifiers in `only`, when given, and never of those in `exclude`.
 
     PostgreSQL: FOR UPDATE SKIP LOCKED lets replicas claim side by side. SQLite has one
     writer; the compare-and-set UPDATE below keeps two workers from taking one row there.
@@ -52,6 +55,8 @@ def claim(
     stmt = select(n).where(n.c.state.in_(OPEN_STATES), n.c.due_at <= now, ~earlier_open)
     if exclude:
         stmt = stmt.where(n.c.notifier.not_in(sorted(exclude)))
+    if only is not None:
+        stmt = stmt.where(n.c.notifier.in_(sorted(only)))
     stmt = stmt.order_by(n.c.due_at, n.c.id).limit(limit).with_for_update(skip_locked=True, of=n)
     claimed: list[Claimed] = []
     with engine.begin() as conn:

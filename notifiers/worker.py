@@ -9,8 +9,8 @@ Per (alert_key, notifier), rows go out in id order: `claim` takes a row only onc
 ones are settled, so a resolution is never sent before its trigger.
 
 `Channels` holds one `ChannelSender` per notifier (its built client and pace); `DeliveryWorker`
-runs passes over the outbox and hands each row to its channel's sender, so a later pass may run
-one channel's rows on their own (`deliver(now, only=...)`).
+runs passes over the outbox and hands each row to its channel's sender; `deliver(now, only=...)`
+runs the rows of some channels only (one worker per channel, side by side, is a pass each).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter
@@ -177,8 +177,9 @@ class DeliveryWorker:
             self.senders[name] = sender
         return sender
 
-    def deliver(self, now: float) -> DeliveryReport:
-        """Send every due notification once; returns what happened (for tests and logs)."""
+    def deliver(self, now: float, *, only: Collection[str] | None = None) -> DeliveryReport:
+        """Send every due notification once (of the notifiers in `only`, when given); returns
+        what happened (for tests and logs)."""
         report = DeliveryReport()
         with self.lock:
             down: set[str] = set()  # notifiers failing in this pass: their rows wait
@@ -188,7 +189,7 @@ class DeliveryWorker:
             for _ in range(MAX_PASSES):
                 if time.monotonic() - started > PASS_BUDGET:
                     break
-                rows = claim(self.engine, now=now, limit=BATCH, exclude=down)
+                rows = claim(self.engine, now=now, limit=BATCH, exclude=down, only=only)
                 if not rows:
                     break
                 for row in rows:

@@ -177,6 +177,17 @@ def token_headers(token: str = TOKEN) -> dict[str, str]:
     return {"content-type": "application/json", "authorization": f"Bearer {token}"}
 
 
+def until(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> float:
+    """Poll real state (another process, the database, a thread: no clock to inject) until
+    `condition` holds; seconds taken."""
+    began = time.monotonic()
+    while not condition():
+        if time.monotonic() - began > timeout:
+            raise AssertionError(f"{what} not met within {timeout} s")
+        time.sleep(0.05)
+    return time.monotonic() - began
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -201,6 +201,24 @@ def test_rows_for_a_notifier_no_longer_configured_fail(sqlite_engine: Engine,
     assert rows(sqlite_engine)[0].last_error == "notifier 'gone' is not in the config (any more)"
 
 
+def test_a_pass_may_run_one_channel_only(engine: Engine, receiver: Receiver,
+                                         clock: ManualClock) -> None:
+    """deliver(only=...) claims that channel's rows; the others stay pending for their pass."""
+    configs = notifier_configs({
+        name: {"type": "webhook", "url": f"{receiver.url}/{name}", "secret": HOOK_SECRET}
+        for name in ("a", "b")
+    })
+    worker = make_worker(engine, configs)
+    for i, name in enumerate(("a", "b", "a")):
+        enqueue(engine, alert(alert_key=f"rule:deployment:m{i}"), notifier=name, now=clock.now)
+    assert worker.deliver(clock.now, only={"a"}).sent == 2
+    assert {r.path for r in receiver.requests} == {"/a"}
+    assert [(r.notifier, r.state) for r in rows(engine)] == [
+        ("a", "sent"), ("b", "pending"), ("a", "sent")]
+    assert worker.deliver(clock.now, only={"b"}).sent == 1
+    assert all(r.state == "sent" for r in rows(engine))
+
+
 def test_attempts_are_counted_in_metrics(sqlite_engine: Engine, receiver: Receiver,
                                          clock: ManualClock) -> None:
     registry = CollectorRegistry()

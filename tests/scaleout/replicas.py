@@ -6,15 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy import Engine, text
 
-from tests.conftest import SECRET, free_port
+from tests.conftest import SECRET, free_port, until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,16 +26,6 @@ def terminate(engine: Engine, name: str) -> None:
             {"n": f"hookwatch {name}"},
         ).scalars().all()
     assert ended == [True]
-
-
-def until(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> float:
-    """Poll real state (another process, the database: no clock to inject); seconds taken."""
-    began = time.monotonic()
-    while not condition():
-        if time.monotonic() - began > timeout:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        time.sleep(0.05)
-    return time.monotonic() - began
 
 
 class Replica:

@@ -26,7 +26,7 @@ from hookwatch.demo.driver import Driver, SubmitError
 from hookwatch.demo.endpoints import predict
 from hookwatch.demo.plan import DEFAULT_PLAN, DEMO_FAILURES, Phase, choose_outcome, phase_at
 from hookwatch.demo.watcher import AlertWatcher
-from tests.conftest import free_port
+from tests.conftest import free_port, until
 
 
 class FakeClock:
@@ -306,19 +306,15 @@ def test_child_stop_takes_the_whole_process_group(tmp_path: Path) -> None:
         "sleeper", [sys.executable, "-c", script], cwd=None, env=os.environ, log_path=log
     )
     try:
-        deadline = time.monotonic() + 20
-        while not log.read_text().strip() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        until(lambda: log.read_text().strip(), timeout=20, what="the child's first line")
         grandchild = int(log.read_text().split()[0])
         assert os.getpgid(grandchild) == child.proc.pid  # own group, led by the child
     finally:
         child.stop(timeout=5)
     assert not child.alive()
     # Gone, or a zombie its new parent has yet to reap: either way it no longer runs.
-    deadline = time.monotonic() + 5
-    while process_state(grandchild) not in (None, "Z"):
-        assert time.monotonic() < deadline, f"grandchild {grandchild} still running"
-        time.sleep(0.05)
+    until(lambda: process_state(grandchild) in (None, "Z"), timeout=5,
+          what=f"grandchild {grandchild} stopped")
 
 
 def process_state(pid: int) -> str | None:
@@ -363,12 +359,16 @@ def test_demo_runs_and_ctrl_c_stops_it_with_its_children(tmp_path: Path) -> None
                 break
             assert time.monotonic() < deadline, "".join(lines)
         assert lines and "phase 1/4" in lines[-1], "".join(lines)
-        time.sleep(3)  # a few predictions at 2/s
-        recorded = httpx.get(
-            f"http://127.0.0.1:{port}/api/predictions", params={"deployment": "demo"}
-        ).json()
-        assert recorded and {r["model"] for r in recorded} == {"hookwatch/testmodel"}
-        assert {r["status"] for r in recorded} <= {"processing", "succeeded"}
+
+        def recorded() -> list[dict[str, Any]]:
+            url = f"http://127.0.0.1:{port}/api/predictions"
+            found: list[dict[str, Any]] = httpx.get(url, params={"deployment": "demo"}).json()
+            return found
+
+        until(lambda: len(recorded()) >= 3, timeout=30, what="a few predictions (2/s)")
+        predictions = recorded()
+        assert {r["model"] for r in predictions} == {"hookwatch/testmodel"}
+        assert {r["status"] for r in predictions} <= {"processing", "succeeded"}
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=30)
         lines.append(rest)
@@ -381,9 +381,10 @@ def test_demo_runs_and_ctrl_c_stops_it_with_its_children(tmp_path: Path) -> None
     assert f"dashboard    http://127.0.0.1:{port}/" in out
     assert "phase 1/4 'healthy'" in out
     assert "stopping" in out
-    time.sleep(0.5)
-    assert not port_in_use("127.0.0.1", port), "hookwatch outlived the demo"
-    assert not port_in_use("127.0.0.1", cog_port), "the Cog server outlived the demo"
+    until(lambda: not port_in_use("127.0.0.1", port), timeout=5,
+          what="hookwatch gone with the demo (its port free)")
+    until(lambda: not port_in_use("127.0.0.1", cog_port), timeout=5,
+          what="the Cog server gone with the demo (its port free)")
     assert (tmp_path / "hookwatch-demo.db").exists()
 
 
