@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
@@ -100,7 +100,7 @@ class Reconciler:
     settings: ReconcileSettings
     on_counted: Callable[[list[Counted]], None] = lambda _outcomes: None
     paused_until: float = 0.0  # after a 429, until when nothing is fetched
-    report: ReconcileReport | None = field(default=None)  # the last run's
+    report: ReconcileReport | None = None  # the last run's
 
     def run(self, now: float) -> ReconcileReport:
         """The periodic job: report unfinished predictions, and fetch them when a token is
