@@ -1,5 +1,8 @@
 # hookwatch: one service (API, scheduler, and the writer process it starts and stops itself),
 # SQLite on the /data volume by default. Build: docker build -t hookwatch .
+# Listening on 0.0.0.0 (as a container must), the dashboard is private from the first start:
+# serve makes a token in /data/dashboard-token (0600) and prints a one-time sign-in link
+# (README, "Run it in public").
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -8,7 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HOOKWATCH_HOST=0.0.0.0 \
     HOOKWATCH_PORT=8000 \
-    HOOKWATCH_DATABASE_URL=sqlite:////data/hookwatch.db
+    HOOKWATCH_DATABASE_URL=sqlite:////data/hookwatch.db \
+    HOOKWATCH_DATA_DIR=/data
 
 WORKDIR /app
 # Dependencies first, from the lock file: this layer is rebuilt only when the lock changes,

@@ -131,7 +131,9 @@ def main() -> None:
         settings = Settings(database_url=url, auto_migrate=False)
         app = create_app(settings, clock=lambda: NOW, run_jobs=False)
         runtime = app.state.runtime
-        with TestClient(app) as client, runtime.engine.connect() as conn:
+        # A Host the dashboard answers to (it refuses unknown names: DNS rebinding).
+        with TestClient(app, base_url="http://127.0.0.1") as client, \
+                runtime.engine.connect() as conn:
             report("data: cold caches (first request)",
                    timed(lambda: build_picture(conn, readings=Readings(), now=NOW), 3))
             readings = runtime.dashboard.readings

@@ -1,11 +1,10 @@
-"""Private mode: with HOOKWATCH_DASHBOARD_TOKEN set, every path but a few open ones needs it.
+"""Tokens and sessions of private mode: the admin and viewer tokens, the one-time sign-in code,
+the session cookie they leave, and where a sign-in may send the browser back to.
 
-Accepted: `Authorization: Bearer <token>`, the session cookie, or `?token=<token>` once (a GET
-for a page is then redirected to the same URL without it, with the cookie set). Everything is
-compared in constant time. Closed by default: a route added later is private too. Open: the
-webhook receiver (it has its own authentication), the health probes and the static files
-(vendored htmx, CSS and JS: nothing private). /metrics is private as well: its labels name
-models and deployments; Prometheus sends the token with `authorization: {credentials: ...}`.
+Accepted by the guard (dashboard/guard.py): `Authorization: Bearer <token>`, the session cookie,
+or `?token=<token>` once (a GET for a page is then redirected to the same URL without it, with
+the cookie set). Everything is compared in constant time. /metrics is private as well: its
+labels name models and deployments; Prometheus sends the token with `authorization:`.
 """
 
 from __future__ import annotations
@@ -14,12 +13,13 @@ import hashlib
 import hmac
 import logging
 import re
+import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import unquote
 
-import orjson
+from hookwatch.dashboard.policy import Access, Role
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -29,42 +29,64 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 COOKIE = "hookwatch_session"
 COOKIE_MAX_AGE = 30 * 86400
-OPEN_PATHS = frozenset({"/hooks/replicate", "/healthz", "/readyz", "/auth"})
-OPEN_PREFIXES = ("/static/",)
-
-
-def is_open(path: str) -> bool:
-    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+_SESSION = {"admin": b"hookwatch dashboard session v1", "viewer": b"hookwatch viewer session v1"}
 
 
 class Gate:
-    """Checks a presented token or cookie against the configured token, in constant time.
+    """Checks a presented token or cookie, in constant time, and says whose it is.
 
     The cookie holds an HMAC of the token, not the token: a leaked cookie does not reveal it,
-    and changing the token signs everyone out.
+    and changing the token signs everyone out. Restarts keep the token, so they keep cookies.
     """
 
-    def __init__(self, token: str) -> None:
-        self._token = token.encode()
-        self._cookie = hmac.new(self._token, b"hookwatch dashboard session v1", hashlib.sha256)
+    def __init__(self, access: Access) -> None:
+        if access.admin_token is None:
+            raise ValueError("an open dashboard has no gate")
+        self._tokens: list[tuple[bytes, Role]] = [(access.admin_token.encode(), "admin")]
+        if access.viewer_token:
+            self._tokens.append((access.viewer_token.encode(), "viewer"))
+        self._cookies: dict[Role, str] = {
+            role: hmac.new(token, _SESSION[role], hashlib.sha256).hexdigest()
+            for token, role in self._tokens
+        }
+        self._code = access.sign_in_code.encode() if access.sign_in_code else None
+        self._code_until = access.sign_in_until
+        self._lock = threading.Lock()
 
-    @property
-    def cookie_value(self) -> str:
-        return self._cookie.hexdigest()
+    def cookie_value(self, role: Role) -> str:
+        return self._cookies[role]
 
-    def token_ok(self, presented: str | None) -> bool:
+    def role_for_token(self, presented: str | None, *, now: float) -> Role | None:
+        """The role of a token, or of the one-time code (spent by this call), or None."""
         if not presented:
-            return False
-        return hmac.compare_digest(presented.encode(), self._token)
+            return None
+        raw = presented.encode()
+        found: Role | None = None
+        for token, role in self._tokens:  # every compare runs: no early exit by role
+            if hmac.compare_digest(raw, token):
+                found = role
+        with self._lock:
+            code = self._code
+            if found is None and code is not None and hmac.compare_digest(raw, code):
+                self._code = None  # once
+                if now < self._code_until:
+                    found = "admin"
+        return found
 
-    def cookie_ok(self, presented: str | None) -> bool:
+    def role_for_cookie(self, presented: str | None) -> Role | None:
         if not presented:
-            return False
-        return hmac.compare_digest(presented.encode(), self.cookie_value.encode())
+            return None
+        found: Role | None = None
+        for role, value in self._cookies.items():
+            if hmac.compare_digest(presented.encode(), value.encode()):
+                found = role
+        return found
 
-    def set_cookie(self, *, secure: bool) -> str:
+    def set_cookie(self, role: Role, *, secure: bool) -> str:
+        # SameSite=Lax keeps links from Slack or e-mail signed in; the guard's Origin and CSRF
+        # checks, not SameSite, refuse other sites' changes (Lax is per site, not per origin).
         parts = [
-            f"{COOKIE}={self.cookie_value}", "Path=/", f"Max-Age={COOKIE_MAX_AGE}", "HttpOnly",
+            f"{COOKIE}={self._cookies[role]}", "Path=/", f"Max-Age={COOKIE_MAX_AGE}", "HttpOnly",
             "SameSite=Lax",
         ]
         if secure:
@@ -72,22 +94,22 @@ class Gate:
         return "; ".join(parts)
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
             return str(value.decode("latin-1"))
     return None
 
 
-def _bearer(scope: Scope) -> str | None:
-    value = _header(scope, b"authorization")
+def bearer(scope: Scope) -> str | None:
+    value = header(scope, b"authorization")
     if value and value[:7].lower() == "bearer ":
         return value[7:].strip()
     return None
 
 
-def _cookie(scope: Scope) -> str | None:
-    raw = _header(scope, b"cookie")
+def session_cookie(scope: Scope) -> str | None:
+    raw = header(scope, b"cookie")
     if not raw:
         return None
     jar: SimpleCookie = SimpleCookie()
@@ -99,85 +121,34 @@ def _cookie(scope: Scope) -> str | None:
     return morsel.value if morsel is not None else None
 
 
-def _wants_html(scope: Scope) -> bool:
-    accept = _header(scope, b"accept") or ""
-    return scope.get("method") == "GET" and "text/html" in accept
+def secure(scope: Scope) -> bool:
+    return scope.get("scheme") == "https" or header(scope, b"x-forwarded-proto") == "https"
 
 
-def _secure(scope: Scope) -> bool:
-    return scope.get("scheme") == "https" or _header(scope, b"x-forwarded-proto") == "https"
+def _plain_path(target: str) -> bool:
+    # Printable ASCII only: browsers drop tabs and newlines from a Location (so "/\t/evil"
+    # becomes "//evil", another host) and read "\" as "/" (https://url.spec.whatwg.org/).
+    return (target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and all("!" <= ch <= "~" for ch in target))
 
 
 def safe_next(target: str | None) -> str:
-    """A local path to go back to after signing in; anything else goes to /."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """A path of hookwatch's own to go back to after signing in; anything else goes to /.
+
+    Checked as given and after each round of percent-decoding, so no encoded form of
+    `//host`, `\\`, a tab or a newline gets through.
+    """
+    if not target:
         return "/"
-    return target
-
-
-class PrivateMode:
-    """ASGI middleware enforcing the dashboard token on every non-open path."""
-
-    def __init__(self, app: ASGIApp, *, gate: Gate, render_refusal: Callable[[str, str], str]):
-        self.app = app
-        self.gate = gate
-        self.render_refusal = render_refusal  # (path, detail) -> the sign-in page's HTML
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or is_open(scope["path"]):
-            await self.app(scope, receive, send)
-            return
-        if self.gate.token_ok(_bearer(scope)) or self.gate.cookie_ok(_cookie(scope)):
-            await self.app(scope, receive, send)
-            return
-        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-        presented = next((v for k, v in query if k == "token"), None)
-        if self.gate.token_ok(presented):
-            cookie = self.gate.set_cookie(secure=_secure(scope))
-            if _wants_html(scope):
-                rest = urlencode([(k, v) for k, v in query if k != "token"])
-                target = scope["path"] + (f"?{rest}" if rest else "")
-                await _respond(send, 303, b"", "text/plain",
-                               [(b"location", safe_next(target).encode()),
-                                (b"set-cookie", cookie.encode())])
-                return
-            await self.app(scope, receive, _with_cookie(send, cookie))
-            return
-        detail = (
-            "this dashboard is private: the token was wrong"
-            if presented or _bearer(scope)
-            else "this dashboard is private: send the dashboard token as a bearer header, "
-            "or open it once with ?token="
-        )
-        if _wants_html(scope):
-            body = self.render_refusal(scope["path"], detail).encode()
-            await _respond(send, 401, body, "text/html; charset=utf-8", [])
-            return
-        await _respond(
-            send, 401, orjson.dumps({"error": "unauthorized", "detail": detail}),
-            "application/json", [(b"www-authenticate", b'Bearer realm="hookwatch"')],
-        )
-
-
-def _with_cookie(send: Send, cookie: str) -> Send:
-    async def wrapped(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", []), (b"set-cookie", cookie.encode())]
-        await send(message)
-
-    return wrapped
-
-
-async def _respond(
-    send: Send, status: int, body: bytes, media: str, headers: list[tuple[bytes, bytes]]
-) -> None:
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode()),
-                    (b"cache-control", b"no-store"), *headers],
-    })
-    await send({"type": "http.response.body", "body": body})
+    probe = target
+    for _ in range(4):
+        if not _plain_path(probe):
+            return "/"
+        decoded = unquote(probe)
+        if decoded == probe:
+            return target
+        probe = decoded
+    return "/"  # still decoding after four rounds: not a plain path
 
 
 _TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s]*")

@@ -16,6 +16,8 @@ from hookwatch.alerts.actions import AlertContext
 from hookwatch.dashboard.auth import Gate
 from hookwatch.dashboard.failures import RecentFailures
 from hookwatch.dashboard.picture import SCOPE_KINDS, STATUSES, Picture, View, build_picture
+from hookwatch.dashboard.policy import Access
+from hookwatch.dashboard.ratelimit import SignInLimiter
 from hookwatch.dashboard.readings import Readings
 from hookwatch.dashboard.render import render
 from hookwatch.dashboard.rows import row_groups
@@ -38,7 +40,9 @@ class Dashboard:
     registry: CollectorRegistry
     readiness: Callable[[], dict[str, Any]] = dict  # extra /readyz checks (leadership, writer)
     show_payloads: bool = False
-    gate: Gate | None = None  # private mode, when a dashboard token is set
+    gate: Gate | None = None  # private mode: a dashboard token, configured or made
+    access: Access = field(default_factory=Access)  # open, when built without one
+    limiter: SignInLimiter = field(default_factory=SignInLimiter)
     readings: Readings = field(default_factory=Readings)
     failures: RecentFailures = field(default_factory=RecentFailures)
 

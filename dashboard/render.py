@@ -8,6 +8,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, Template
 
+from hookwatch.dashboard.csrf import can_change, csrf_token
 from hookwatch.dashboard.svg import history_bar, sparkline
 
 # Defence in depth behind autoescape: only our own scripts and styles run, no inline code, no
@@ -107,7 +108,7 @@ def environment() -> Environment:
         pct=pct, rate_class=rate_class, secs=secs, num=num, utc=utc, iso=iso,
         sparkline=sparkline, history_bar=history_bar,
     )
-    env.globals.update(ago=ago)
+    env.globals.update(ago=ago, csrf_token=csrf_token, can_change=can_change)
     return env
 
 

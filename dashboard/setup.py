@@ -1,4 +1,4 @@
-"""Wires the dashboard into the app: its routers, static files, private mode, database
+"""Wires the dashboard into the app: its routers, static files, the access guard, database
 metrics, and the warm-up of its caches."""
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from hookwatch.dashboard import actions, apidocs, auth_routes, metrics, pages, status_api
-from hookwatch.dashboard.auth import PrivateMode, RedactToken
+from hookwatch.dashboard.auth import RedactToken
 from hookwatch.dashboard.context import Dashboard
+from hookwatch.dashboard.csrf import Csrf
+from hookwatch.dashboard.guard import Guard
 from hookwatch.dashboard.metrics import DatabaseCollector
 from hookwatch.dashboard.render import render
 
@@ -30,18 +32,16 @@ def install(app: FastAPI, board: Dashboard) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _warm_after_start(app, board)
     board.registry.register(DatabaseCollector(board.engine, board.clock))
-    gate = board.gate
-    if gate is not None:
-        app.add_middleware(
-            PrivateMode,
-            gate=gate,
-            render_refusal=lambda path, detail: render(
-                "unauthorized.html", path=path, detail=detail, oob=False
-            ),
-        )
-        access = logging.getLogger("uvicorn.access")
-        if not any(isinstance(f, RedactToken) for f in access.filters):
-            access.addFilter(RedactToken())
+    # Every request of people passes the guard (dashboard/guard.py); the shell decided the
+    # access (hookwatch/access.py) and built the gate from it.
+    app.add_middleware(
+        Guard, access=board.access, gate=board.gate, clock=board.clock, limiter=board.limiter,
+        csrf=Csrf(board.access.admin_token),
+        render=lambda name, path, detail: render(name, path=path, detail=detail, oob=False),
+    )
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactToken) for f in uvicorn_access.filters):
+        uvicorn_access.addFilter(RedactToken())
 
 
 def _warm_after_start(app: FastAPI, board: Dashboard) -> None:

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
+from hookwatch.access import dashboard_access
 from hookwatch.alerts.actions import AlertContext, get_alert_context
 from hookwatch.alerts.api import router as alerts_router
 from hookwatch.alerts.job import Evaluator
@@ -125,7 +126,7 @@ def create_app(
     _add_error_handlers(app)
     app.include_router(api_router)
     app.include_router(alerts_router)
-    install_dashboard(app, runtime.dashboard)  # its routers, static files, private mode
+    install_dashboard(app, runtime.dashboard)  # its routers, static files, the access guard
     return app
 
 
@@ -176,18 +177,19 @@ def build_runtime(settings: Settings, config: Config, clock: Callable[[], float]
                           nudge_evaluation=nudges.evaluate.poke)
     # Every replica ingests and serves; the leader alone runs the leader-only jobs.
     leader = leadership_for(engine, name=replica_name(settings.port))
-    dashboard_token = settings.dashboard_token
+    # Open on loopback, or the tokens (made and kept off loopback): DESIGN.md "Access".
+    access = dashboard_access(settings, now=clock())
     dashboard = Dashboard(
         engine=engine, clock=clock, alerts=alerts, registry=metrics.registry,
         readiness=lambda: {"leadership": leader.status, "writer": writer.describe()},
         show_payloads=settings.show_payloads,
-        gate=Gate(dashboard_token.get_secret_value())
-        if dashboard_token is not None and dashboard_token.get_secret_value() else None,
+        gate=None if access.access.is_open else Gate(access.access), access=access.access,
     )
     runtime = Runtime(
         settings=settings, config=config, engine=engine, writer=writer, metrics=metrics,
         clock=clock, leader=leader, receiver=receiver, evaluator=evaluator, delivery=delivery,
         reconciler=reconciler, alerts=alerts, dashboard=dashboard, nudges=nudges,
+        access=access,
     )
     writer.on_commit = runtime.counted
     reconciler.on_counted = runtime.counted  # nudges the evaluator, as a webhook's commit does

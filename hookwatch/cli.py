@@ -37,7 +37,9 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(**overrides)
 
 
-def startup_banner(settings: Settings, rules: int, notifiers: list[str]) -> str:
+def startup_banner(
+    settings: Settings, rules: int, notifiers: list[str], access: list[str] | None = None
+) -> str:
     base = settings.base_url
     secrets_n = len(settings.webhook_secrets)
     lines = [
@@ -49,7 +51,9 @@ def startup_banner(settings: Settings, rules: int, notifiers: list[str]) -> str:
         " (HOOKWATCH_WEBHOOK_SECRETS)",
         f"  ingest token  {'configured' if settings.ingest_token else 'not configured'}"
         " (HOOKWATCH_INGEST_TOKEN)",
-        f"  dashboard     {'private (token required)' if settings.dashboard_token else 'open'}",
+        *(access or [
+            f"  dashboard     {'private (token required)' if settings.dashboard_token else 'open'}"
+        ]),
         f"  config        {settings.config or 'none: built-in default rules'}",
         f"  rules         {rules}",
         f"  notifiers     {', '.join(notifiers) if notifiers else 'none configured'}",
@@ -85,12 +89,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"settings: {exc}", file=sys.stderr)
         return 1
-    print(startup_banner(settings, len(config.rules), sorted(config.notifiers)), flush=True)
-    refusal = schema_problem(settings)
+    from hookwatch.access import AccessError, banner_lines
+
+    refusal = schema_problem(settings)  # first: the dashboard token lives in the data folder
     if refusal is not None:
+        print(startup_banner(settings, len(config.rules), sorted(config.notifiers)), flush=True)
         print(f"database: {refusal}", file=sys.stderr)
         return 1
-    app = create_app(settings, config=config)
+    try:
+        app = create_app(settings, config=config)
+    except AccessError as exc:
+        print(f"dashboard: {exc}", file=sys.stderr)
+        return 1
+    access = banner_lines(app.state.runtime.access, settings.base_url,
+                          listen=settings.host)
+    print(startup_banner(settings, len(config.rules), sorted(config.notifiers), access),
+          flush=True)
     uvicorn.run(
         app,
         host=settings.host,

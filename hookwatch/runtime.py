@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from hookwatch.access import AccessPlan
 from hookwatch.alerts.actions import AlertContext
 from hookwatch.alerts.job import Evaluator
 from hookwatch.config import Config
@@ -54,6 +55,7 @@ class Runtime:
     alerts: AlertContext
     dashboard: Dashboard
     nudges: Nudges
+    access: AccessPlan  # the dashboard's mode and token, for serve's banner
     counted_listeners: list[Callable[[list[Counted]], None]] = field(default_factory=list)
 
     def counted(self, outcomes: list[Counted]) -> None:

@@ -27,12 +27,20 @@ class Settings(BaseSettings):
     ingest_token: SecretStr | None = None
     signature_tolerance: int = 300
     dashboard_token: SecretStr | None = None
+    # Look, never change (a wall screen); hookwatch/access.py, SECURITY.md.
+    viewer_token: SecretStr | None = None
+    public_badges: bool = False
+    # Where `serve` keeps the dashboard token it makes; default: the SQLite database's folder.
+    data_dir: Path | None = None
     replicate_api_token: SecretStr | None = None
     replicate_api_url: str = "https://api.replicate.com/v1"
 
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str | None = None
+    # More host names people may reach the dashboard under (besides the public URL's, the
+    # listen address's, localhost and IP addresses), space-separated; a DNS rebinding guard.
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = 1024 * 1024
     body_timeout: float = 10.0
     # FULL: an acknowledged event survives power loss; NORMAL: survives a process crash only.
@@ -50,14 +58,15 @@ class Settings(BaseSettings):
     show_payloads: bool = False
     auto_migrate: bool | None = None
 
-    @field_validator("webhook_secrets", mode="before")
+    @field_validator("webhook_secrets", "allowed_hosts", mode="before")
     @classmethod
     def _split_secrets(cls, value: Any) -> Any:
         if isinstance(value, str):
             return value.split()
         return value
 
-    @field_validator("ingest_token", "dashboard_token", "replicate_api_token", mode="before")
+    @field_validator("ingest_token", "dashboard_token", "viewer_token", "replicate_api_token",
+                     "data_dir", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value

@@ -134,6 +134,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "webhook_secrets": [SECRET],
         "ingest_token": TOKEN,
         "auto_migrate": True,
+        "allowed_hosts": ["testserver"],  # TestClient's Host (the dashboard checks Host)
     }
     values.update(overrides)
     return Settings(**values)

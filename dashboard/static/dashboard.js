@@ -60,6 +60,16 @@
     var by = e.target.querySelector && e.target.querySelector("input[data-remember=by]");
     if (by && by.value) { try { localStorage.setItem("hookwatch.by", by.value); } catch (err) { /* private mode */ } }
   }, true);
+  // A refused change (an expired form, a read-only token) answers JSON {"error", "detail"}
+  // with a 4xx, which htmx does not swap: say why in the flash line.
+  document.addEventListener("htmx:responseError", function (e) {
+    var flash = document.getElementById("flash");
+    if (!flash) return;
+    var detail = "The request was refused (HTTP " + e.detail.xhr.status + ").";
+    try { detail = JSON.parse(e.detail.xhr.responseText).detail || detail; } catch (err) { /* not JSON */ }
+    flash.className = "flash bad";
+    flash.textContent = detail;
+  });
   document.addEventListener("htmx:load", function (e) { fillNames(e.detail.elt); });
   document.addEventListener("DOMContentLoaded", function () { fillNames(document); });
 })();

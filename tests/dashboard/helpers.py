@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -180,3 +181,11 @@ def burst(target: str | Any, clock: ManualClock, *, total: int = 14) -> None:
             error=OOM.format(n=2.5 + i) if failed else None,
             logs="loading weights\nstep 1/30\nstep 2/30\n" + ("Traceback ...\n" if failed else ""),
         ))
+
+
+def csrf(client: Any, path: str = "/") -> str:
+    """The CSRF token a page carries (every form of the dashboard sends it back)."""
+    page = client.get(path, headers={"accept": "text/html"}).text
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)">', page)
+    assert found, "the page carries no CSRF token"
+    return found.group(1)

@@ -122,7 +122,7 @@ def test_acknowledge_form_answers_with_the_refreshed_parts(
     app = dash_app()
     with TestClient(app) as client:
         alert_id = _firing(app, client, clock)
-        form = {"by": "bob", "comment": "looking", "q": "sdxl-prod"}
+        form = {"by": "bob", "comment": "looking", "q": "sdxl-prod", "csrf": helpers.csrf(client)}
         answer = client.post(f"/alerts/{alert_id}/ack", data=form, headers=HX)
         assert answer.status_code == 200
         assert 'id="flash"' in answer.text and f"Alert {alert_id} acknowledged by bob" in answer.text
@@ -133,7 +133,8 @@ def test_acknowledge_form_answers_with_the_refreshed_parts(
         plain = client.post(f"/alerts/{alert_id}/ack", data=form, follow_redirects=False)
         assert plain.status_code == 409 and plain.json()["error"] == "refused"
         assert client.post("/alerts/999/ack", data=form).status_code == 404
-        assert client.post(f"/alerts/{alert_id}/ack", data={"by": ""}).status_code == 422
+        assert client.post(f"/alerts/{alert_id}/ack",
+                           data={"by": "", "csrf": form["csrf"]}).status_code == 422
         foreign = client.post(f"/alerts/{alert_id}/ack", data=form,
                               headers={"origin": "https://evil.example"})
         assert foreign.status_code == 403
@@ -145,7 +146,8 @@ def test_silence_form_silences_this_alert_for_a_while_with_a_reason(
     app = dash_app()
     with TestClient(app) as client:
         alert_id = _firing(app, client, clock)
-        form = {"by": "carol", "comment": "deploying a fix", "duration": "4h"}
+        form = {"by": "carol", "comment": "deploying a fix", "duration": "4h",
+                "csrf": helpers.csrf(client)}
         answer = client.post(f"/alerts/{alert_id}/silence", data=form, follow_redirects=False)
         assert answer.status_code == 303 and answer.headers["location"] == "/"
         with Session(app.state.runtime.engine) as session:
@@ -176,7 +178,7 @@ def test_silence_of_a_name_with_glob_characters_matches_only_itself(
         app.state.jobs.run_now("evaluate")
         with Session(app.state.runtime.engine) as session:
             alert = session.exec(select(Alert).where(Alert.scope == "deployment")).one()
-        form = {"by": "dan", "comment": "known", "duration": "1h"}
+        form = {"by": "dan", "comment": "known", "duration": "1h", "csrf": helpers.csrf(client)}
         assert client.post(f"/alerts/{alert.id}/silence", data=form, headers=HX).status_code == 200
         silences = orjson.loads(client.get("/api/silences").content)["silences"]
         assert [s["name"] for s in silences] == ["acme/[[]prod][*]"]  # glob.escape'd
