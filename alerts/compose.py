@@ -40,11 +40,7 @@ def compose(
 ) -> AlertMessage:
     prefix = {"resolve": "RESOLVED", "acknowledge": "ACKNOWLEDGED"}.get(kind, "FIRING")
     where = f"{alert.scope} {alert.name}"
-    window = None
-    if rule is not None and rule.kind in ("error_rate", "stuck", "no_traffic"):
-        window = rule.window
-    elif rule is not None and rule.burn_windows:
-        window = max(p.long for p in rule.burn_windows)
+    window = rule.message_window() if rule is not None else None
     return AlertMessage(
         kind=kind,
         alert_key=alert.key,

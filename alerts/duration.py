@@ -1,8 +1,17 @@
-"""Durations as the config writes them: "45s", "10m", "1h30m", "2d", "500ms"."""
+"""Durations as the config writes them ("45s", "10m", "1h30m", "2d", "500ms"), and their type."""
 
 from __future__ import annotations
 
 import re
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    PlainSerializer,
+    ValidationInfo,
+    WithJsonSchema,
+)
 
 # Prometheus' duration syntax (units largest first, each at most once):
 # https://prometheus.io/docs/prometheus/latest/configuration/configuration/#duration
@@ -47,3 +56,39 @@ def format_duration(seconds: float) -> str:
             parts.append(f"{rest // step}{unit}")
             rest %= step
     return "".join(parts)
+
+
+def _seconds(value: Any, info: ValidationInfo) -> float:
+    # Python code may pass seconds; the config file (validated with a context) must say "10m",
+    # so that `for = 60` is not silently read as a minute.
+    if info.context is None and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return parse_duration(value)
+
+
+def _positive(seconds: float) -> float:
+    if seconds <= 0:
+        raise ValueError("must be longer than zero")
+    return seconds
+
+
+PATTERN = r"^(0|(\d+(w|d|h|m|s|ms))+)$"
+_SCHEMA = {
+    "type": "string",
+    "pattern": PATTERN,
+    "description": 'a duration such as "45s", "10m", "1h30m" or "2d"',
+    "examples": ["10m"],
+}
+# Seconds, written in the file as a Prometheus-style duration string.
+# In JSON (a dump, the schema's defaults) it is the string again.
+Duration = Annotated[float, BeforeValidator(_seconds), WithJsonSchema(_SCHEMA),
+                     PlainSerializer(format_duration, return_type=str, when_used="json")]
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+
+
+def schema_defaults(schema: dict[str, Any]) -> None:
+    """For `json_schema_extra`: a duration's default in the schema as the file writes it."""
+    for prop in schema.get("properties", {}).values():
+        default = prop.get("default")
+        if prop.get("pattern") == PATTERN and isinstance(default, int | float):
+            prop["default"] = format_duration(default)

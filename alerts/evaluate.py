@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 
 from hookwatch.alerts.inhibit import Inhibitors, inhibited_by, inhibitors, models_needed
 from hookwatch.alerts.notify import Outgoing, plan
-from hookwatch.alerts.rules import Rule
+from hookwatch.alerts.rules import Rule, StuckRule
 from hookwatch.alerts.silence import SilenceLike, silenced_by
 from hookwatch.alerts.state import FIRING, OPEN, AlertState, step
 from hookwatch.alerts.verdict import Inputs, StuckKey, Verdict, judge
@@ -28,7 +28,7 @@ def needs(rules: Iterable[Rule]) -> tuple[set[float], set[tuple[str, StuckKey]]]
     stuck: set[tuple[str, StuckKey]] = set()
     for rule in rules:
         windows |= rule.windows()
-        if rule.kind == "stuck":
+        if isinstance(rule, StuckRule):
             stuck.add((rule.scope, (rule.window, rule.lookback)))
     return windows, stuck
 

@@ -138,7 +138,7 @@ def _write(
         rows[key] = row
     apply_state(row, d.after)
     row.rule_kind, row.severity = d.rule.kind, d.rule.severity
-    row.threshold = d.rule.threshold if d.rule.kind in ("error_rate", "stuck") else None
+    row.threshold = d.rule.alert_threshold()
     row.summary = d.verdict.summary
     if d.verdict.counts is not None:
         row.counts = orjson.dumps(d.verdict.counts.as_dict()).decode()
@@ -159,7 +159,7 @@ def _write(
         return transitions, 0
     errors = None
     if d.outgoing.kind in ("trigger", "reminder"):
-        span = max(d.rule.windows() or {d.rule.window})
+        span = d.rule.errors_since()
         errors = top_errors(session, alert=row, since=now - span)
     message = compose(row, kind=d.outgoing.kind, now=now, base_url=base_url, rule=d.rule,
                       errors=errors)

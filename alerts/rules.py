@@ -1,288 +1,333 @@
-"""Alert rules: the config's [[rules]] tables, checked, and the built-in defaults."""
+"""Alert rules: one pydantic model per [[rules]] kind, the `Rule` union, and the defaults.
+
+Adding a rule kind (say "latency"): write `class LatencyRule(RuleBase)` with
+`kind: Literal["latency"] = "latency"` and its own keys (durations as `Duration` or
+`PositiveDuration`, numbers with a `number(...)` check so a bad value reads as one line), give it
+`windows()`, `describe()` and, if it has them, `message_window()` / `alert_threshold()`, and
+add it to `AnyRule` below. That is all the config side needs: `extra="forbid"` rejects unknown
+keys, check-config turns pydantic's errors into one line each, `hookwatch config-schema` shows
+the new kind, and `KINDS` lists it. A key every kind takes goes on `RuleBase`. Then teach
+`alerts/verdict.py` `judge()` to read it. Times are seconds (floats) once checked.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from hookwatch.alerts.duration import DurationError, format_duration, parse_duration
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 
-KINDS = ("error_rate", "burn_rate", "stuck", "no_traffic")
-SCOPES = ("model", "deployment", "version")
-SEVERITIES = ("critical", "error", "warning", "info")
+from hookwatch.alerts.duration import (
+    Duration,
+    PositiveDuration,
+    format_duration,
+    schema_defaults,
+)
+from hookwatch.notifiers.fields import problem, tag_required
+
+ScopeName = Literal["model", "deployment", "version"]
+SeverityName = Literal["critical", "error", "warning", "info"]
+SCOPES: tuple[str, ...] = get_args(ScopeName)
+SEVERITIES: tuple[str, ...] = get_args(SeverityName)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
-
-_COMMON = {"name", "kind", "scope", "match", "for", "keep_firing_for", "severity", "notify",
-           "repeat_interval"}
-KEYS = {
-    "error_rate": _COMMON | {"window", "threshold", "min_predictions"},
-    "burn_rate": _COMMON | {"slo", "windows", "min_predictions"},
-    "stuck": _COMMON | {"window", "threshold", "lookback"},
-    "no_traffic": _COMMON | {"window", "lookback"},
-}
-DEFAULT_WINDOW = {"error_rate": 600.0, "stuck": 900.0, "no_traffic": 3600.0}
+NAME_RULE = "letters, digits, '_', '.', ':' or '-', at most 100 characters"
 
 
 @dataclass(frozen=True)
-class BurnWindow:
-    """One multiwindow pair: both windows' burn rates must be over `factor`."""
+class FileContext:
+    """The validation context while reading a config file: the notifier names it defines.
 
-    long: float
-    short: float
-    factor: float
+    With a context, durations must be strings ("60s"), never bare numbers."""
 
-
-# The Google SRE workbook's page-worthy pairs for a 30-day SLO:
-# https://sre.google/workbook/alerting-on-slos/#6-multiwindow-multi-burn-rate-alerts
-DEFAULT_BURN_WINDOWS = (BurnWindow(3600.0, 300.0, 14.4), BurnWindow(21600.0, 1800.0, 6.0))
+    notifiers: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True)
-class Rule:
-    """One checked rule. Times in seconds.
+def one_of(options: tuple[str, ...]) -> BeforeValidator:
+    """A choice among `options`, reported as "'x' is not one of a, b, c"."""
 
-    `threshold`: the error rate for error_rate (fires when over it), the number of stuck
-    predictions for stuck (fires at or over it). `window`: the rate window (error_rate), how
-    long a prediction may stay non-terminal (stuck), or how long a scope may stay quiet
-    (no_traffic). `lookback`: how far back stuck predictions count, and how recently a scope
-    must have had traffic for its silence to matter (no_traffic).
-    """
+    def check(value: Any) -> Any:
+        if value not in options:
+            raise problem(f"{value!r} is not one of {', '.join(options)}")
+        return value
 
-    name: str
-    kind: str
-    scope: str
-    match: str = "*"
-    window: float = 600.0
-    threshold: float = 0.2
-    min_predictions: int = 20
-    for_: float = 0.0
-    keep_firing_for: float = 0.0
-    severity: str = "error"
-    notify: tuple[str, ...] = ()
-    repeat_interval: float = 4 * 3600.0  # 0: no reminders
-    slo: float | None = None
-    burn_windows: tuple[BurnWindow, ...] = field(default=DEFAULT_BURN_WINDOWS)
-    lookback: float = 86400.0
+    return BeforeValidator(check)
+
+
+def number(low: float, high: float, *, integer: bool = False, low_open: bool = False,
+           high_open: bool = False) -> BeforeValidator:
+    """A number (an integer if `integer`) in a range; put the same range in a Field() so the
+    JSON Schema says it too."""
+
+    def check(value: Any) -> Any:
+        kinds = (int,) if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise problem(f"must be {'an integer' if integer else 'a number'}, not {value!r}")
+        too_low = value <= low if low_open else value < low
+        too_high = value >= high if high_open else value > high
+        if too_low or too_high:
+            lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
+            raise problem(f"{value!r} is out of range {lo}{low:g}, {high:g}{hi}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _name(value: Any) -> Any:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise problem(f"is required: {NAME_RULE}")
+    return value
+
+
+def _glob(value: Any) -> Any:
+    if not isinstance(value, str) or not value:
+        raise problem('must be a non-empty glob string such as "acme/*"')
+    return value
+
+
+def _notify_list(value: Any) -> Any:
+    if not isinstance(value, list | tuple) or not all(isinstance(n, str) for n in value):
+        raise problem("must be a list of notifier names")
+    return tuple(dict.fromkeys(value))
+
+
+def _known_notifiers(value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+    if not isinstance(info.context, FileContext):
+        return value
+    known = info.context.notifiers
+    unknown = [n for n in value if n not in known]
+    if unknown:
+        names = ", ".join(repr(n) for n in unknown)
+        listed = ", ".join(sorted(known)) or "none configured"
+        plural = "s" if len(unknown) > 1 else ""
+        raise problem(f"unknown notifier{plural} {names} (known: {listed})")
+    return value
+
+
+RuleName = Annotated[str, BeforeValidator(_name)]
+Scope = Annotated[ScopeName, one_of(SCOPES)]
+Severity = Annotated[SeverityName, one_of(SEVERITIES)]
+Glob = Annotated[str, BeforeValidator(_glob)]
+Notify = Annotated[tuple[str, ...], BeforeValidator(_notify_list),
+                   AfterValidator(_known_notifiers)]
+MinPredictions = Annotated[int, Field(ge=0), number(0, 1e9, integer=True)]
+
+
+def _schema_extra(schema: dict[str, Any]) -> None:
+    tag_required("kind")(schema)
+    schema_defaults(schema)
+
+
+class RuleBase(BaseModel):
+    """The keys every kind takes. Times in seconds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True,
+                              json_schema_extra=_schema_extra)
+    # Extra words check-config adds after "is required" for a missing key.
+    hints: ClassVar[dict[str, str]] = {"name": f": {NAME_RULE}",
+                                       "scope": f" (one of {', '.join(SCOPES)})"}
+
+    name: RuleName
+    scope: Scope
+    match: Glob = "*"  # fnmatch glob on the scope's name
+    for_: Duration = Field(default=0.0, validation_alias="for")  # must hold this long to fire
+    keep_firing_for: Duration = 0.0  # and must clear this long to resolve
+    severity: Severity = "error"
+    notify: Notify = ()
+    repeat_interval: Duration = 4 * 3600.0  # 0: no reminders
 
     def windows(self) -> set[float]:
         """Every window this rule reads outcome counts over."""
-        if self.kind == "error_rate":
-            return {self.window}
-        if self.kind == "burn_rate":
-            return {w for pair in self.burn_windows for w in (pair.long, pair.short)}
-        if self.kind == "no_traffic":
-            return {self.window, self.lookback}
         return set()
 
     def describe(self) -> str:
         """One line for messages and check-config."""
-        where = f"{self.scope} {self.match!r}"
-        if self.kind == "error_rate":
-            return (f"{where}: error rate > {self.threshold:.0%} over "
-                    f"{format_duration(self.window)} (>= {self.min_predictions} predictions)")
-        if self.kind == "burn_rate":
-            pairs = ", ".join(f"{p.factor:g}x over {format_duration(p.long)}/"
-                              f"{format_duration(p.short)}" for p in self.burn_windows)
-            return f"{where}: SLO {self.slo:.3%} burning {pairs}"
-        if self.kind == "stuck":
-            return (f"{where}: >= {self.threshold:g} predictions not finished after "
-                    f"{format_duration(self.window)}")
-        return f"{where}: no finished predictions for {format_duration(self.window)}"
+        return f"{self.scope} {self.match!r}"
+
+    def message_window(self) -> float | None:
+        """The window a notification quotes ("over 10m")."""
+        return None
+
+    def errors_since(self) -> float:
+        """How far back a notification's top errors look."""
+        return max(self.windows() or {self.message_window() or 0.0})
+
+    def alert_threshold(self) -> float | None:
+        """The threshold stored on the alert row, when the kind has one."""
+        return None
 
 
-def default_rules(notify: Sequence[str] = ()) -> list[Rule]:
+class ErrorRateRule(RuleBase):
+    """failed / (succeeded + failed) over `window`, firing when over `threshold`."""
+
+    kind: Literal["error_rate"] = "error_rate"
+    window: PositiveDuration = 600.0
+    threshold: Annotated[float, Field(ge=0, lt=1), number(0, 1, high_open=True)] = 0.2
+    min_predictions: MinPredictions = 20  # below this, no verdict: the rule stays quiet
+
+    def windows(self) -> set[float]:
+        return {self.window}
+
+    def describe(self) -> str:
+        return (f"{super().describe()}: error rate > {self.threshold:.0%} over "
+                f"{format_duration(self.window)} (>= {self.min_predictions} predictions)")
+
+    def message_window(self) -> float | None:
+        return self.window
+
+    def alert_threshold(self) -> float | None:
+        return self.threshold
+
+
+class BurnWindow(BaseModel):
+    """One multiwindow pair: both windows' burn rates must be over `factor`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    long: PositiveDuration
+    short: PositiveDuration
+    factor: Annotated[float, Field(gt=0, le=1e6), number(0, 1e6, low_open=True)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _table(cls, data: Any) -> Any:
+        if not isinstance(data, dict | BurnWindow):
+            raise problem("must be a table {long, short, factor}")
+        return data
+
+    @model_validator(mode="after")
+    def _order(self) -> BurnWindow:
+        if self.short >= self.long:
+            raise problem("must be shorter than long", key="short")
+        return self
+
+
+# The Google SRE workbook's page-worthy pairs for a 30-day SLO:
+# https://sre.google/workbook/alerting-on-slos/#6-multiwindow-multi-burn-rate-alerts
+DEFAULT_BURN_WINDOWS = (BurnWindow(long=3600.0, short=300.0, factor=14.4),
+                        BurnWindow(long=21600.0, short=1800.0, factor=6.0))
+
+
+def _pairs(value: Any) -> Any:
+    if not isinstance(value, list | tuple) or not value:
+        raise problem('must be a non-empty list of {long, short, factor} tables, '
+                   'e.g. [{long = "1h", short = "5m", factor = 14.4}]')
+    return tuple(value)
+
+
+class BurnRateRule(RuleBase):
+    """An SLO's error budget burning fast over a long and a short window at once."""
+
+    kind: Literal["burn_rate"] = "burn_rate"
+    hints: ClassVar[dict[str, str]] = {**RuleBase.hints,
+                                       "slo": " for burn_rate, e.g. slo = 0.99"}
+    slo: Annotated[float, Field(gt=0, lt=1), number(0, 1, low_open=True, high_open=True)]
+    burn_windows: Annotated[tuple[BurnWindow, ...], BeforeValidator(_pairs)] = Field(
+        default=DEFAULT_BURN_WINDOWS, validation_alias="windows")
+    min_predictions: MinPredictions = 20
+
+    def windows(self) -> set[float]:
+        return {w for pair in self.burn_windows for w in (pair.long, pair.short)}
+
+    def describe(self) -> str:
+        pairs = ", ".join(f"{p.factor:g}x over {format_duration(p.long)}/"
+                          f"{format_duration(p.short)}" for p in self.burn_windows)
+        return f"{super().describe()}: SLO {self.slo:.3%} burning {pairs}"
+
+    def message_window(self) -> float | None:
+        return max(p.long for p in self.burn_windows)
+
+
+class StuckRule(RuleBase):
+    """At least `threshold` predictions not finished `window` after they were created, among
+    those created within `lookback`."""
+
+    kind: Literal["stuck"] = "stuck"
+    window: PositiveDuration = 900.0
+    threshold: Annotated[int, Field(ge=1), number(1, 1e9, integer=True)] = 1
+    lookback: PositiveDuration = 86400.0
+
+    def describe(self) -> str:
+        return (f"{super().describe()}: >= {self.threshold:g} predictions not finished after "
+                f"{format_duration(self.window)}")
+
+    def message_window(self) -> float | None:
+        return self.window
+
+    def alert_threshold(self) -> float | None:
+        return float(self.threshold)
+
+
+class NoTrafficRule(RuleBase):
+    """No finished prediction for `window` on a scope that had some within `lookback`."""
+
+    kind: Literal["no_traffic"] = "no_traffic"
+    window: PositiveDuration = 3600.0
+    lookback: PositiveDuration = 86400.0
+
+    @model_validator(mode="after")
+    def _longer(self) -> NoTrafficRule:
+        if self.lookback <= self.window:
+            raise problem("must be longer than window", key="lookback")
+        return self
+
+    def windows(self) -> set[float]:
+        return {self.window, self.lookback}
+
+    def describe(self) -> str:
+        return f"{super().describe()}: no finished predictions for {format_duration(self.window)}"
+
+    def message_window(self) -> float | None:
+        return self.window
+
+
+# Every kind; a new one is one model above and one member here.
+AnyRule = ErrorRateRule | BurnRateRule | StuckRule | NoTrafficRule
+Rule = Annotated[AnyRule, Field(discriminator="kind")]
+RULE_KINDS: dict[str, type[RuleBase]] = {
+    m.model_fields["kind"].default: m for m in get_args(AnyRule)
+}
+KINDS: tuple[str, ...] = tuple(RULE_KINDS)
+
+
+def _bool(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise problem(f"must be true or false, not {value!r}")
+    return value
+
+
+class Inhibit(BaseModel):
+    """[inhibit]: `enabled` lets a firing model alert mute the same kind's alerts on that
+    model's deployments and versions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: Annotated[bool, BeforeValidator(_bool)] = True
+
+
+def default_rules(notify: Sequence[str] = ()) -> list[AnyRule]:
     """Used when the config has no [[rules]]: a fifth of predictions failing, or stuck ones.
 
     They notify every configured notifier, so a config with channels and no rules still pages.
     """
     to = tuple(notify)
     return [
-        Rule(name="deployment-error-rate", kind="error_rate", scope="deployment",
-             window=600.0, threshold=0.2, min_predictions=20, severity="error", notify=to),
-        Rule(name="model-error-rate", kind="error_rate", scope="model",
-             window=600.0, threshold=0.2, min_predictions=20, severity="error", notify=to),
-        Rule(name="deployment-stuck", kind="stuck", scope="deployment", window=900.0,
-             threshold=1, severity="warning", notify=to),
-        Rule(name="model-stuck", kind="stuck", scope="model", window=900.0, threshold=1,
-             severity="warning", notify=to),
+        ErrorRateRule(name="deployment-error-rate", scope="deployment", window=600.0,
+                      threshold=0.2, min_predictions=20, severity="error", notify=to),
+        ErrorRateRule(name="model-error-rate", scope="model", window=600.0, threshold=0.2,
+                      min_predictions=20, severity="error", notify=to),
+        StuckRule(name="deployment-stuck", scope="deployment", window=900.0, threshold=1,
+                  severity="warning", notify=to),
+        StuckRule(name="model-stuck", scope="model", window=900.0, threshold=1,
+                  severity="warning", notify=to),
     ]
 
-
-class _Checker:
-    """Reads one [[rules]] table, appending one line per problem."""
-
-    def __init__(self, raw: dict[str, Any], where: str, problems: list[str]) -> None:
-        self.raw = raw
-        self.where = where
-        self.problems = problems
-
-    def problem(self, key: str, text: str) -> None:
-        self.problems.append(f"{self.where}: {key}: {text}")
-
-    def duration(self, key: str, default: float, *, positive: bool = False) -> float:
-        if key not in self.raw:
-            return default
-        try:
-            seconds = parse_duration(self.raw[key])
-        except DurationError as exc:
-            self.problem(key, str(exc))
-            return default
-        if positive and seconds <= 0:
-            self.problem(key, "must be longer than zero")
-            return default
-        return seconds
-
-    def number(self, key: str, default: float, low: float, high: float, *,
-               integer: bool = False, low_open: bool = False, high_open: bool = False) -> float:
-        if key not in self.raw:
-            return default
-        value = self.raw[key]
-        kinds = (int,) if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds):
-            self.problem(key, f"must be {'an integer' if integer else 'a number'}, "
-                              f"not {value!r}")
-            return default
-        too_low = value <= low if low_open else value < low
-        too_high = value >= high if high_open else value > high
-        if too_low or too_high:
-            lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
-            self.problem(key, f"{value!r} is out of range {lo}{low:g}, {high:g}{hi}")
-            return default
-        return float(value)
-
-    def choice(self, key: str, options: tuple[str, ...], default: str | None) -> str | None:
-        value = self.raw.get(key, default)
-        if value is None:
-            self.problem(key, f"is required (one of {', '.join(options)})")
-        elif value not in options:
-            self.problem(key, f"{value!r} is not one of {', '.join(options)}")
-            return None
-        return str(value) if value is not None else None
-
-
-def _burn_windows(raw: Any, check: _Checker) -> tuple[BurnWindow, ...]:
-    if "windows" not in check.raw:
-        return DEFAULT_BURN_WINDOWS
-    if not isinstance(raw, list) or not raw:
-        check.problem("windows", 'must be a non-empty list of {long, short, factor} tables, '
-                                 'e.g. [{long = "1h", short = "5m", factor = 14.4}]')
-        return DEFAULT_BURN_WINDOWS
-    pairs: list[BurnWindow] = []
-    for i, item in enumerate(raw):
-        sub = _Checker(item if isinstance(item, dict) else {}, f"{check.where}: windows[{i}]",
-                       check.problems)
-        if not isinstance(item, dict):
-            check.problem(f"windows[{i}]", "must be a table {long, short, factor}")
-            continue
-        for key in sorted(set(item) - {"long", "short", "factor"}):
-            sub.problem(key, "unknown key (expected long, short, factor)")
-        missing = [k for k in ("long", "short", "factor") if k not in item]
-        if missing:
-            sub.problem(", ".join(missing), "is required")
-            continue
-        long = sub.duration("long", 0.0, positive=True)
-        short = sub.duration("short", 0.0, positive=True)
-        factor = sub.number("factor", 0.0, 0.0, 1e6, low_open=True)
-        if long and short and short >= long:
-            sub.problem("short", "must be shorter than long")
-        elif long and short and factor:
-            pairs.append(BurnWindow(long, short, factor))
-    return tuple(pairs) or DEFAULT_BURN_WINDOWS
-
-
-def _parse_rule(
-    raw: dict[str, Any], where: str, notifier_names: set[str], problems: list[str]
-) -> Rule | None:
-    before = len(problems)
-    check = _Checker(raw, where, problems)
-    name = raw.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
-        check.problem("name", "is required: letters, digits, '_', '.', ':' or '-', "
-                              "at most 100 characters")
-    kind = check.choice("kind", KINDS, None)
-    scope = check.choice("scope", SCOPES, None)
-    allowed = KEYS.get(kind or "", set().union(*KEYS.values()))
-    for key in sorted(set(raw) - allowed):
-        known = any(key in keys for keys in KEYS.values())
-        check.problem(key, f"not valid for kind {kind!r}" if known and kind else "unknown key")
-    match = raw.get("match", "*")
-    if not isinstance(match, str) or not match:
-        check.problem("match", "must be a non-empty glob string such as \"acme/*\"")
-    severity = check.choice("severity", SEVERITIES, "error")
-    notify = raw.get("notify", [])
-    if not isinstance(notify, list) or not all(isinstance(n, str) for n in notify):
-        check.problem("notify", "must be a list of notifier names")
-        notify = []
-    for target in notify:
-        if target not in notifier_names:
-            known_names = ", ".join(sorted(notifier_names)) or "none configured"
-            check.problem("notify", f"unknown notifier {target!r} (known: {known_names})")
-    if kind == "burn_rate" and "slo" not in raw:
-        check.problem("slo", "is required for burn_rate, e.g. slo = 0.99")
-    threshold = (
-        check.number("threshold", 1.0, 1.0, 1e9, integer=True) if kind == "stuck"
-        else check.number("threshold", 0.2, 0.0, 1.0, high_open=True)
-    )
-    rule = Rule(
-        name=name if isinstance(name, str) else "",
-        kind=kind or "error_rate",
-        scope=scope or "deployment",
-        match=match if isinstance(match, str) else "*",
-        window=check.duration("window", DEFAULT_WINDOW.get(kind or "", 600.0), positive=True),
-        threshold=threshold,
-        min_predictions=int(check.number("min_predictions", 20, 0, 1e9, integer=True)),
-        for_=check.duration("for", 0.0),
-        keep_firing_for=check.duration("keep_firing_for", 0.0),
-        severity=severity or "error",
-        notify=tuple(dict.fromkeys(notify)),
-        repeat_interval=check.duration("repeat_interval", 4 * 3600.0),
-        slo=check.number("slo", 0.99, 0.0, 1.0, low_open=True, high_open=True)
-        if kind == "burn_rate" else None,
-        burn_windows=_burn_windows(raw.get("windows"), check)
-        if kind == "burn_rate" else DEFAULT_BURN_WINDOWS,
-        lookback=check.duration("lookback", 86400.0, positive=True),
-    )
-    if rule.kind == "no_traffic" and rule.lookback <= rule.window:
-        check.problem("lookback", "must be longer than window")
-    return rule if len(problems) == before else None
-
-
-def parse_rules(raw: Any, *, notifier_names: set[str], problems: list[str]) -> list[Rule]:
-    """The [[rules]] array; every problem is appended as one line, bad rules are dropped."""
-    if not isinstance(raw, list):
-        problems.append("rules: must be an array of tables ([[rules]])")
-        return []
-    rules: list[Rule] = []
-    seen: set[str] = set()
-    for i, item in enumerate(raw):
-        label = item.get("name") if isinstance(item, dict) else None
-        where = f"rules[{i}]" + (f" ({label})" if isinstance(label, str) else "")
-        if not isinstance(item, dict):
-            problems.append(f"{where}: must be a table")
-            continue
-        rule = _parse_rule(item, where, notifier_names, problems)
-        if rule is None:
-            continue
-        if rule.name in seen:
-            problems.append(f"{where}: name: {rule.name!r} is used by an earlier rule")
-            continue
-        seen.add(rule.name)
-        rules.append(rule)
-    return rules
-
-
-def parse_inhibit(raw: Any, problems: list[str]) -> dict[str, Any]:
-    """The [inhibit] table: `enabled` (default true) lets a firing model alert mute the same
-    kind's alerts on that model's deployments and versions."""
-    if not isinstance(raw, dict):
-        problems.append("inhibit: must be a table")
-        return {"enabled": True}
-    for key in sorted(set(raw) - {"enabled"}):
-        problems.append(f"inhibit: {key}: unknown key (expected enabled)")
-    enabled = raw.get("enabled", True)
-    if not isinstance(enabled, bool):
-        problems.append(f"inhibit: enabled: must be true or false, not {enabled!r}")
-        enabled = True
-    return {"enabled": enabled}

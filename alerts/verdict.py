@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from hookwatch.alerts.duration import format_duration
-from hookwatch.alerts.rules import BurnWindow, Rule
+from hookwatch.alerts.rules import (
+    BurnRateRule,
+    BurnWindow,
+    ErrorRateRule,
+    NoTrafficRule,
+    Rule,
+    StuckRule,
+)
 from hookwatch.storage.rates import Counts, ScopeKey
 
 StuckKey = tuple[float, float]  # (window, lookback) of a stuck rule
@@ -52,7 +59,7 @@ def _pct(value: float) -> str:
     return f"{value:.1%}".replace(".0%", "%")
 
 
-def _error_rate(rule: Rule, key: ScopeKey, inputs: Inputs) -> Verdict:
+def _error_rate(rule: ErrorRateRule, key: ScopeKey, inputs: Inputs) -> Verdict:
     counts = inputs.count(rule.window, key)
     rate = counts.error_rate
 
@@ -67,8 +74,8 @@ def _error_rate(rule: Rule, key: ScopeKey, inputs: Inputs) -> Verdict:
                            f"threshold {_pct(rule.threshold)}")
 
 
-def _burn_rate(rule: Rule, key: ScopeKey, inputs: Inputs) -> Verdict:
-    budget = 1.0 - (rule.slo or 0.99)
+def _burn_rate(rule: BurnRateRule, key: ScopeKey, inputs: Inputs) -> Verdict:
+    budget = 1.0 - rule.slo
     verdicts: list[bool] = []
     worst: tuple[float, Callable[[], str], Counts] | None = None
     for pair in rule.burn_windows:
@@ -90,20 +97,21 @@ def _burn_rate(rule: Rule, key: ScopeKey, inputs: Inputs) -> Verdict:
     return Verdict(any(verdicts), worst[0], worst[2], worst[1])
 
 
-def _burn_text(rule: Rule, pair: BurnWindow, long: float, short: float) -> Callable[[], str]:
+def _burn_text(rule: BurnRateRule, pair: BurnWindow, long: float, short: float
+               ) -> Callable[[], str]:
     return lambda: (f"burn rate {long:.1f}x over {format_duration(pair.long)} and "
                     f"{short:.1f}x over {format_duration(pair.short)} (page at "
-                    f"{pair.factor:g}x) of the {_pct(rule.slo or 0.99)} SLO")
+                    f"{pair.factor:g}x) of the {_pct(rule.slo)} SLO")
 
 
-def _stuck(rule: Rule, key: ScopeKey, inputs: Inputs) -> Verdict:
+def _stuck(rule: StuckRule, key: ScopeKey, inputs: Inputs) -> Verdict:
     n = inputs.stuck.get((rule.window, rule.lookback), {}).get(key, 0)
     return Verdict(n >= rule.threshold, float(n), None,
                    lambda: f"{n} prediction{'s' if n != 1 else ''} not finished after "
                            f"{format_duration(rule.window)}")
 
 
-def _no_traffic(rule: Rule, key: ScopeKey, inputs: Inputs) -> Verdict:
+def _no_traffic(rule: NoTrafficRule, key: ScopeKey, inputs: Inputs) -> Verdict:
     recent = inputs.count(rule.window, key)
     before = inputs.count(rule.lookback, key)
     span, lookback = format_duration(rule.window), format_duration(rule.lookback)
@@ -117,9 +125,14 @@ def _no_traffic(rule: Rule, key: ScopeKey, inputs: Inputs) -> Verdict:
                                               f"({before.total} in the last {lookback})")
 
 
-_JUDGES = {"error_rate": _error_rate, "burn_rate": _burn_rate, "stuck": _stuck,
-           "no_traffic": _no_traffic}
-
-
 def judge(rule: Rule, key: ScopeKey, inputs: Inputs) -> Verdict:
-    return _JUDGES[rule.kind](rule, key, inputs)
+    # One case per rule kind (alerts/rules.py AnyRule); mypy checks each gets its own type.
+    match rule:
+        case ErrorRateRule():
+            return _error_rate(rule, key, inputs)
+        case BurnRateRule():
+            return _burn_rate(rule, key, inputs)
+        case StuckRule():
+            return _stuck(rule, key, inputs)
+        case NoTrafficRule():
+            return _no_traffic(rule, key, inputs)

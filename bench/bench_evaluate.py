@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hookwatch.alerts.job import run_evaluation  # noqa: E402
-from hookwatch.alerts.rules import Rule, default_rules  # noqa: E402
+from hookwatch.alerts.rules import BurnRateRule, ErrorRateRule, NoTrafficRule, Rule, default_rules  # noqa: E402
 from hookwatch.storage.engine import make_engine  # noqa: E402
 from hookwatch.storage.migrate import upgrade  # noqa: E402
 from hookwatch.storage.window_cache import WindowCache  # noqa: E402
@@ -151,13 +151,13 @@ def rules() -> list[Rule]:
     """The built-in rules plus one of each other kind and scope: 7 rules."""
     return [
         *default_rules(),
-        Rule(name="deployment-slo", kind="burn_rate", scope="deployment", slo=0.99,
-             min_predictions=10, notify=("team",)),
-        Rule(name="version-error-rate", kind="error_rate", scope="version", window=300.0,
-             threshold=0.3, min_predictions=5, for_=60.0, keep_firing_for=120.0,
-             notify=("team",)),
-        Rule(name="model-quiet", kind="no_traffic", scope="model", window=3600.0,
-             lookback=86400.0, notify=("team",)),
+        BurnRateRule(name="deployment-slo", scope="deployment", slo=0.99,
+                     min_predictions=10, notify=("team",)),
+        ErrorRateRule(name="version-error-rate", scope="version", window=300.0,
+                      threshold=0.3, min_predictions=5, for_=60.0, keep_firing_for=120.0,
+                      notify=("team",)),
+        NoTrafficRule(name="model-quiet", scope="model", window=3600.0,
+                      lookback=86400.0, notify=("team",)),
     ]
 
 

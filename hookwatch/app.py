@@ -156,7 +156,7 @@ def build_runtime(settings: Settings, config: Config, clock: Callable[[], float]
     )
     evaluator = Evaluator(
         engine, rules=config.rules, base_url=settings.base_url,
-        inhibit=bool(config.inhibit.get("enabled", True)), notifiers=tuple(config.notifiers),
+        inhibit=config.inhibit.enabled, notifiers=tuple(config.notifiers),
     )
     delivery = DeliveryWorker(engine, config.notifiers, max_age=settings.delivery_max_age,
                               registry=metrics.registry)

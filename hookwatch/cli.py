@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
 import logging
 import os
 import secrets
@@ -12,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from hookwatch.config import ConfigError, load_config
+from hookwatch.config import Config, ConfigError, ConfigFile, load_config
 from hookwatch.notifiers import testnotify
 from hookwatch.settings import Settings, load_settings
 from hookwatch.storage.engine import redacted
@@ -35,6 +36,27 @@ def _settings(args: argparse.Namespace) -> Settings:
         "port": getattr(args, "port", None),
     }
     return load_settings(**overrides)
+
+
+def load_all(args: argparse.Namespace) -> tuple[Settings, Config]:
+    """Settings (environment, [server], arguments) and the config file, every problem in both
+    as one line of one ConfigError: what check-config reports is what serve refuses."""
+    lines: list[str] = []
+    settings: Settings | None = None
+    config: Config | None = None
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        lines += exc.lines()
+    path = settings.config if settings is not None else (
+        getattr(args, "config", None) or os.environ.get("HOOKWATCH_CONFIG") or None)
+    try:
+        config = load_config(Path(path) if path else None)
+    except ConfigError as exc:
+        lines += [line for line in exc.lines() if line not in lines]
+    if lines or settings is None or config is None:
+        raise ConfigError(lines)
+    return settings, config
 
 
 def startup_banner(
@@ -80,14 +102,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from hookwatch.hooks.limits import LimitedHttpToolsProtocol
 
     try:
-        settings = _settings(args)
-        config = load_config(settings.config)
+        settings, config = load_all(args)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"config: {problem}", file=sys.stderr)
-        return 1
-    except ValueError as exc:
-        print(f"settings: {exc}", file=sys.stderr)
+        for line in exc.lines():
+            print(line, file=sys.stderr)
         return 1
     from hookwatch.access import AccessError, banner_lines
 
@@ -127,16 +145,27 @@ def cmd_secret(_args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    args.config = Path(args.file) if args.file else None
+    if args.config is None and not os.environ.get("HOOKWATCH_CONFIG"):
+        print("check-config: give a FILE or set HOOKWATCH_CONFIG", file=sys.stderr)
+        return 2
     try:
-        config = load_config(Path(args.file))
+        settings, config = load_all(args)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{args.file}: {problem}", file=sys.stderr)
+        for line in exc.lines():
+            print(line, file=sys.stderr)
         return 1
     print(
-        f"{args.file}: OK ({len(config.rules)} rules, {len(config.notifiers)} notifiers:"
+        f"{settings.config}: OK ({len(config.rules)} rules, {len(config.notifiers)} notifiers:"
         f" {', '.join(sorted(config.notifiers)) or 'none'})"
     )
+    return 0
+
+
+def cmd_config_schema(_args: argparse.Namespace) -> int:
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+              **ConfigFile.model_json_schema()}
+    print(json.dumps(schema, indent=2))
     return 0
 
 
@@ -147,7 +176,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from hookwatch.storage.engine import make_engine
     from hookwatch.storage.migrate import SchemaOutdated, current_revision, head_revision, upgrade
 
-    settings = _settings(args)
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        return 1
     print(f"database   {redacted(settings.database_url)}", flush=True)
     problem = folder_problem(settings.database_url)
     if problem is not None:
@@ -306,9 +340,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="random seed, for the same traffic twice (default: random)")
     sim.set_defaults(func=cmd_simulate)
 
-    check = sub.add_parser("check-config", help="validate a config file; one line per problem")
-    check.add_argument("file")
+    check = sub.add_parser(
+        "check-config",
+        help="validate a config file and the HOOKWATCH_* settings; one line per problem",
+        description="Checks the config file (rules, notifiers, [server], [inhibit]) and every "
+                    "HOOKWATCH_* environment variable, as serve would. Exit 0 when all is well, "
+                    "1 with one line per problem.",
+    )
+    check.add_argument("file", nargs="?", help="TOML config file (default: HOOKWATCH_CONFIG)")
     check.set_defaults(func=cmd_check_config)
+
+    schema = sub.add_parser("config-schema",
+                            help="print the config file's JSON Schema (for editors)")
+    schema.set_defaults(func=cmd_config_schema)
 
     tn = sub.add_parser("test-notify", help="send a test message through one configured notifier")
     tn.add_argument("name", help="a notifier name from the config's [notifiers.NAME]")

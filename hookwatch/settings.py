@@ -1,11 +1,25 @@
-"""Service settings: HOOKWATCH_* environment variables over the config file's [server] table."""
+"""Service settings: HOOKWATCH_* environment variables over the config file's [server] table.
+
+Every setting has a type and a range; a bad one is refused at start-up and by check-config with
+one line naming it (`HOOKWATCH_PORT: ...` or `server.port: ...`).
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -13,50 +27,100 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from hookwatch.hooks.signature import SecretFormatError, parse_secret
+from hookwatch.notifiers.fields import explain, problem, url_ok
+from hookwatch.problems import ConfigError, describe_errors
+from hookwatch.tomlfile import Loc, expand_env, read_toml
+
 DEFAULT_DATABASE_URL = "sqlite:///./data/hookwatch.db"
+ENV_PREFIX = "HOOKWATCH_"
 
 
-class Settings(BaseSettings):
-    """Everything the service reads at start-up. Secrets are SecretStr so they never print."""
+def _database_url(value: str) -> str:
+    # The URL may hold a password: the problem never quotes it.
+    if not value.startswith(("sqlite", "postgresql")):
+        raise problem("must be a sqlite:///… or postgresql+psycopg://… URL")
+    return value
 
-    model_config = SettingsConfigDict(env_prefix="HOOKWATCH_", extra="forbid")
 
-    database_url: str = DEFAULT_DATABASE_URL
-    config: Path | None = None
-    webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+def _http_url(value: str | None) -> str | None:
+    if value is not None and not url_ok(value):
+        raise problem("must be an http:// or https:// URL with a host")
+    return value
+
+
+def _host(value: str) -> str:
+    if not value or value != value.strip():
+        raise problem("must be a host name or address, e.g. 127.0.0.1 or 0.0.0.0")
+    return value
+
+
+# Lax types: the environment gives strings ("8000"), the file numbers; both are read alike.
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False),
+                    explain("must be a number of seconds greater than 0")]
+# 0 allowed: reconcile_after = 0 looks up every unfinished prediction at once.
+Wait = Annotated[float, Field(ge=0, allow_inf_nan=False),
+                 explain("must be a number of seconds, 0 or more")]
+# How often a scheduler job runs: under 0.1 s the process does little but wake up.
+Interval = Annotated[float, Field(ge=0.1, le=86400),
+                     explain("must be a number of seconds from 0.1 to 86400")]
+Port = Annotated[int, Field(ge=1, le=65535), explain("must be a whole number from 1 to 65535")]
+Flag = Annotated[bool, explain("must be true or false")]
+
+
+class ServerSettings(BaseModel):
+    """Every setting the [server] table may hold (HOOKWATCH_<NAME> in the environment)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    database_url: Annotated[str, AfterValidator(_database_url)] = DEFAULT_DATABASE_URL
+    # Space-separated in the environment; a string or an array in the file.
+    webhook_secrets: Annotated[list[SecretStr], NoDecode, WithJsonSchema({"anyOf": [
+        {"type": "string"}, {"type": "array", "items": {"type": "string"}}]})] = Field(
+        default_factory=list)
     ingest_token: SecretStr | None = None
-    signature_tolerance: int = 300
+    signature_tolerance: Annotated[
+        int, Field(ge=1, le=86400), explain("must be a whole number of seconds from 1 to 86400")
+    ] = 300
     dashboard_token: SecretStr | None = None
     # Look, never change (a wall screen); hookwatch/access.py, SECURITY.md.
     viewer_token: SecretStr | None = None
-    public_badges: bool = False
+    public_badges: Flag = False
     # Where `serve` keeps the dashboard token it makes; default: the SQLite database's folder.
     data_dir: Path | None = None
     replicate_api_token: SecretStr | None = None
-    replicate_api_url: str = "https://api.replicate.com/v1"
+    replicate_api_url: Annotated[str, AfterValidator(_http_url)] = "https://api.replicate.com/v1"
 
-    host: str = "127.0.0.1"
-    port: int = 8000
-    public_url: str | None = None
+    host: Annotated[str, AfterValidator(_host)] = "127.0.0.1"
+    port: Port = 8000
+    public_url: Annotated[str | None, AfterValidator(_http_url)] = None
     # More host names people may reach the dashboard under (besides the public URL's, the
     # listen address's, localhost and IP addresses), space-separated; a DNS rebinding guard.
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    max_body_bytes: int = 1024 * 1024
-    body_timeout: float = 10.0
+    max_body_bytes: Annotated[
+        int, Field(ge=1, le=1 << 30), explain("must be a whole number of bytes from 1 to "
+                                              "1073741824 (1 GiB)")
+    ] = 1024 * 1024
+    body_timeout: Seconds = 10.0
     # FULL: an acknowledged event survives power loss; NORMAL: survives a process crash only.
     # https://www.sqlite.org/pragma.html#pragma_synchronous
-    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
-    batch_max: int = 256
+    sqlite_synchronous: Annotated[Literal["FULL", "NORMAL"], explain("must be FULL or NORMAL")] = (
+        "FULL")
+    batch_max: Annotated[
+        int, Field(ge=1, le=100_000), explain("must be a whole number from 1 to 100000")
+    ] = 256
     # Commit batches in a process of their own (storage/writer_child.py), off the GIL.
-    writer_process: bool = True
-    evaluate_interval: float = 15.0
-    deliver_interval: float = 2.0
-    reconcile_after: float = 600.0
-    reconcile_interval: float = 60.0
-    retention_days: int = 30
-    delivery_max_age: float = 24 * 3600.0
-    show_payloads: bool = False
-    auto_migrate: bool | None = None
+    writer_process: Flag = True
+    evaluate_interval: Interval = 15.0
+    deliver_interval: Interval = 2.0
+    reconcile_after: Wait = 600.0
+    reconcile_interval: Interval = 60.0
+    retention_days: Annotated[
+        int, Field(ge=1, le=36500), explain("must be a whole number of days from 1 to 36500")
+    ] = 30
+    delivery_max_age: Seconds = 24 * 3600.0
+    show_payloads: Flag = False
+    auto_migrate: Annotated[bool | None, explain("must be true or false")] = None
 
     @field_validator("webhook_secrets", "allowed_hosts", mode="before")
     @classmethod
@@ -65,11 +129,34 @@ class Settings(BaseSettings):
             return value.split()
         return value
 
+    @field_validator("webhook_secrets")
+    @classmethod
+    def _secret_format(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for i, secret in enumerate(value, 1):
+            try:
+                parse_secret(secret.get_secret_value())
+            except SecretFormatError as exc:  # its message never quotes the secret
+                raise problem(f"secret {i} of {len(value)}: {exc}") from None
+        return value
+
     @field_validator("ingest_token", "dashboard_token", "viewer_token", "replicate_api_token",
-                     "data_dir", mode="before")
+                     "data_dir", "public_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+
+class Settings(BaseSettings, ServerSettings):
+    """Everything the service reads at start-up. Secrets are SecretStr so they never print."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
+
+    config: Path | None = None
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _no_config(cls, value: Any) -> Any:
+        return None if value == "" else value  # HOOKWATCH_CONFIG= means none
 
     @classmethod
     def settings_customise_sources(
@@ -95,26 +182,53 @@ class Settings(BaseSettings):
         return f"http://{host}:{self.port}"
 
 
-def _settings_env_names() -> set[str]:
-    return set(Settings.model_fields)
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def load_server_table(path: Path) -> dict[str, Any]:
+    """The config file's [server] table, checked; the rest of the file is hookwatch.config's."""
+    raw = read_toml(path)
+    unset: list[tuple[Loc, str]] = []
+    server = expand_env(raw.get("server", {}), ("server",), unset, os.environ)
+    lines = [f"server{''.join(f'[{p}]' if isinstance(p, int) else f'.{p}' for p in loc[1:])}: "
+             f"{text}" for loc, text in unset]
+    if not isinstance(server, dict):
+        lines.append("server: must be a table")
+    elif not lines:
+        try:
+            ServerSettings.model_validate(server)
+        except ValidationError as exc:
+            lines = sorted(describe_errors(exc, lambda field: f"server.{field}", ServerSettings))
+    if lines:
+        raise ConfigError(lines, path)
+    return dict(server)
 
 
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment, with the config file's [server] table underneath.
 
-    Precedence: explicit overrides > environment > config file > defaults.
+    Precedence: explicit overrides > environment > config file > defaults. Every problem, in
+    any of them, is one line of the ConfigError raised.
     """
-    from hookwatch.config import load_server_table
-
-    probe = Settings(**{k: v for k, v in overrides.items() if v is not None})
-    if probe.config is None:
-        return probe
-    file_values = load_server_table(probe.config, known=_settings_env_names())
-    env_set = Settings()  # the environment alone
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        env_set = Settings()  # the environment alone
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc, env_name, ServerSettings)) from None
+    path = given.get("config", env_set.config)
+    file_values = {} if path is None else load_server_table(Path(path))
     merged: dict[str, Any] = dict(file_values)
-    for name in Settings.model_fields:
-        if name in env_set.model_fields_set:
-            merged[name] = getattr(env_set, name)
-    merged.update({k: v for k, v in overrides.items() if v is not None})
-    merged["config"] = probe.config
-    return Settings(**merged)
+    merged.update({name: getattr(env_set, name) for name in env_set.model_fields_set})
+    merged.update(given)
+    merged["config"] = path
+
+    def source(field: str) -> str:
+        if field in given:
+            return f"--{field.replace('_', '-')}"
+        return env_name(field) if field in env_set.model_fields_set else f"server.{field}"
+
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc, source, ServerSettings)) from None

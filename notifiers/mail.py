@@ -7,14 +7,24 @@ import hashlib
 import smtplib
 import socket
 import ssl
-from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
+from typing import Annotated, Any, Literal
 
-from pydantic import SecretStr
+from pydantic import BeforeValidator, Field, model_validator
 
 from hookwatch.notifiers.base import DEFAULT_TIMEOUT, NotifyError, SendContext, SendResult, short
-from hookwatch.notifiers.fields import Table
+from hookwatch.notifiers.fields import (
+    Bool,
+    ChannelOptions,
+    OptSecret,
+    OptText,
+    Port,
+    Text,
+    Timeout,
+    one_or_many,
+    problem,
+)
 from hookwatch.notifiers.message import AlertMessage
 from hookwatch.notifiers.render import context, render
 
@@ -24,18 +34,55 @@ POLICY = email.policy.SMTP.clone(raise_on_defect=True)
 _SUBJECT_MAX = 250
 
 
-@dataclass(frozen=True)
-class EmailOptions:
-    smtp_host: str
-    smtp_port: int
-    starttls: bool
-    implicit_tls: bool
-    username: str | None
-    password: SecretStr | None
-    sender: str
-    to: tuple[str, ...]
-    ca_file: str | None
-    timeout: float
+def _address(value: Any) -> Any:
+    if isinstance(value, str) and _address_ok(value) and not any(ord(c) < 32 for c in value):
+        return value
+    raise problem("must be an email address")
+
+
+def _sender(value: Any) -> Any:
+    if isinstance(value, str) and value and not _address_ok(value):
+        raise problem("must be an email address, e.g. hookwatch@example.com")
+    return value
+
+
+Address = Annotated[str, BeforeValidator(_address)]
+
+
+class EmailOptions(ChannelOptions):
+    """[notifiers.NAME] with type = "email"."""
+
+    type: Literal["email"] = "email"
+    smtp_host: Text
+    # Default: 465 with implicit_tls, 587 with starttls, else 25 (filled in by _default_port).
+    smtp_port: Port = 25
+    starttls: Bool = False
+    implicit_tls: Bool = False
+    username: OptText = None
+    password: OptSecret = None
+    sender: Annotated[Text, BeforeValidator(_sender)] = Field(validation_alias="from")
+    to: Annotated[tuple[Address, ...], BeforeValidator(one_or_many)]
+    ca_file: OptText = None
+    timeout: Timeout = DEFAULT_TIMEOUT
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_port(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "smtp_port" not in data:
+            port = 465 if data.get("implicit_tls") is True else (
+                587 if data.get("starttls") is True else 25)
+            data = {**data, "smtp_port": port}
+        return data
+
+    @model_validator(mode="after")
+    def _pairs(self) -> EmailOptions:
+        if self.starttls and self.implicit_tls:
+            raise problem("cannot be combined with starttls; choose one", key="implicit_tls")
+        if self.password is not None and not self.username:
+            raise problem("is set but username is empty; set both or neither", key="password")
+        if self.username and self.password is None:
+            raise problem("is empty but username is set; set both or neither", key="password")
+        return self
 
     def secrets(self) -> list[str]:
         return [self.password.get_secret_value()] if self.password else []
@@ -45,45 +92,6 @@ def _address_ok(value: str) -> bool:
     _name, addr = parseaddr(value)
     local, at, domain = addr.rpartition("@")
     return bool(at and local and ("." in domain or domain == "localhost")) and " " not in addr
-
-
-def parse_email(table: Table) -> EmailOptions | None:
-    host = table.string("smtp_host", required=True)
-    starttls = table.boolean("starttls", default=False)
-    implicit_tls = table.boolean("implicit_tls", default=False)
-    if starttls and implicit_tls:
-        table.problem("implicit_tls", "cannot be combined with starttls; choose one")
-    default_port = 465 if implicit_tls else 587 if starttls else 25
-    port = table.integer("smtp_port", default=default_port, low=1, high=65535)
-    username = table.string("username")
-    password = table.secret("password")
-    if password is not None and not username:
-        table.problem("password", "is set but username is empty; set both or neither")
-    if username and password is None:
-        table.problem("password", "is empty but username is set; set both or neither")
-    sender = table.string("from", required=True)
-    if sender and not _address_ok(sender):
-        table.problem("from", "must be an email address, e.g. hookwatch@example.com")
-    to = table.strings("to", required=True)
-    for i, address in enumerate(to):
-        if not _address_ok(address) or any(ord(c) < 32 for c in address):
-            table.problem(f"to[{i}]", "must be an email address")
-    ca_file = table.string("ca_file")
-    timeout = table.number("timeout", default=DEFAULT_TIMEOUT, low=1, high=60)
-    if not table.ok or host is None or sender is None:
-        return None
-    return EmailOptions(
-        smtp_host=host,
-        smtp_port=port,
-        starttls=starttls,
-        implicit_tls=implicit_tls,
-        username=username or None,
-        password=password,
-        sender=sender,
-        to=tuple(to),
-        ca_file=ca_file,
-        timeout=timeout,
-    )
 
 
 def header_safe(text: str, limit: int = _SUBJECT_MAX) -> str:

@@ -6,14 +6,13 @@ https://developer.pagerduty.com/docs/events-api-v2/trigger-events/
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import httpx
-from pydantic import SecretStr
+from pydantic import AfterValidator, SecretStr
 
 from hookwatch.notifiers.base import DEFAULT_TIMEOUT, SendContext, SendResult, short
-from hookwatch.notifiers.fields import Table
+from hookwatch.notifiers.fields import ChannelOptions, OptText, Secret, Timeout, Url, problem
 from hookwatch.notifiers.http import make_client, post, refused
 from hookwatch.notifiers.message import AlertMessage
 from hookwatch.notifiers.render import context, iso, oneline
@@ -26,29 +25,25 @@ ACTIONS = {"trigger": "trigger", "reminder": "trigger", "test": "trigger",
            "acknowledge": "acknowledge", "resolve": "resolve"}
 
 
-@dataclass(frozen=True)
-class PagerDutyOptions:
-    routing_key: SecretStr
-    events_url: str
-    source: str | None
-    timeout: float
+def _integration_key(value: SecretStr) -> SecretStr:
+    if len(value.get_secret_value()) != 32:
+        # The integration key is 32 characters; saying its length would not leak it, but
+        # quoting it would.
+        raise problem("must be the 32-character Events API v2 integration key")
+    return value
+
+
+class PagerDutyOptions(ChannelOptions):
+    """[notifiers.NAME] with type = "pagerduty": an Events API v2 integration."""
+
+    type: Literal["pagerduty"] = "pagerduty"
+    routing_key: Annotated[Secret, AfterValidator(_integration_key)]
+    events_url: Url = DEFAULT_EVENTS_URL
+    source: OptText = None
+    timeout: Timeout = DEFAULT_TIMEOUT
 
     def secrets(self) -> list[str]:
         return [self.routing_key.get_secret_value()]
-
-
-def parse_pagerduty(table: Table) -> PagerDutyOptions | None:
-    routing_key = table.secret("routing_key", required=True)
-    if routing_key is not None and len(routing_key.get_secret_value()) != 32:
-        # The integration key is 32 characters; saying its length would not leak it, but
-        # quoting it would.
-        table.problem("routing_key", "must be the 32-character Events API v2 integration key")
-    events_url = table.url("events_url", default=DEFAULT_EVENTS_URL) or DEFAULT_EVENTS_URL
-    source = table.string("source")
-    timeout = table.number("timeout", default=DEFAULT_TIMEOUT, low=1, high=60)
-    if not table.ok or routing_key is None:
-        return None
-    return PagerDutyOptions(routing_key, events_url, source, timeout)
 
 
 def dedup_key(alert_key: str) -> str:

@@ -9,10 +9,9 @@ import re
 import socket
 import urllib.error
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import SecretStr
+from pydantic import AfterValidator, SecretStr, model_validator
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.webhook import WebhookClient
@@ -26,7 +25,15 @@ from hookwatch.notifiers.base import (
     retryable_status,
     short,
 )
-from hookwatch.notifiers.fields import Table, url_ok
+from hookwatch.notifiers.fields import (
+    ChannelOptions,
+    OptSecret,
+    OptText,
+    Timeout,
+    Url,
+    problem,
+    url_ok,
+)
 from hookwatch.notifiers.http import refused
 from hookwatch.notifiers.message import AlertMessage
 from hookwatch.notifiers.render import context, render, slack_escape
@@ -50,13 +57,37 @@ _RETRYABLE_API_ERRORS = {
 }
 
 
-@dataclass(frozen=True)
-class SlackOptions:
-    webhook_url: SecretStr | None
-    token: SecretStr | None
-    channel: str | None
-    api_url: str
-    timeout: float
+def _incoming_webhook(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and not url_ok(value.get_secret_value()):
+        raise problem("must be an https:// URL (Slack incoming webhook)")
+    return value
+
+
+class SlackOptions(ChannelOptions):
+    """[notifiers.NAME] with type = "slack": an incoming webhook, or a bot token + channel."""
+
+    type: Literal["slack"] = "slack"
+    webhook_url: Annotated[OptSecret, AfterValidator(_incoming_webhook)] = None
+    token: OptSecret = None
+    channel: OptText = None
+    api_url: Url = DEFAULT_API_URL
+    timeout: Timeout = DEFAULT_TIMEOUT
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SlackOptions:
+        hook, token = self.webhook_url is not None, self.token is not None
+        if hook and token:
+            raise problem("give either webhook_url or token + channel, not both", key="token")
+        if not hook and not token:
+            raise problem("is required (or token + channel for chat.postMessage)",
+                          key="webhook_url")
+        if token and not self.channel:
+            raise problem("is required with token (a channel ID like C0123456789)",
+                          key="channel")
+        if hook and self.channel:
+            raise problem("only applies with token; an incoming webhook posts to its own",
+                          key="channel")
+        return self
 
     def secrets(self) -> list[str]:
         values = []
@@ -70,30 +101,6 @@ class SlackOptions:
         if self.token:
             values.append(self.token.get_secret_value())
         return values
-
-
-def parse_slack(table: Table) -> SlackOptions | None:
-    # A key that is present but empty (an unset ${VAR}) still chooses its path.
-    has_hook, has_token = "webhook_url" in table.raw, "token" in table.raw
-    webhook_url = table.secret("webhook_url", required=has_hook)
-    if webhook_url is not None and not url_ok(webhook_url.get_secret_value()):
-        table.problem("webhook_url", "must be an https:// URL (Slack incoming webhook)")
-        webhook_url = None
-    token = table.secret("token", required=has_token)
-    channel = table.string("channel")
-    api_url = table.url("api_url", default=DEFAULT_API_URL) or DEFAULT_API_URL
-    timeout = table.number("timeout", default=DEFAULT_TIMEOUT, low=1, high=60)
-    if has_hook and has_token:
-        table.problem("token", "give either webhook_url or token + channel, not both")
-    elif not has_hook and not has_token:
-        table.problem("webhook_url", "is required (or token + channel for chat.postMessage)")
-    elif has_token and not channel:
-        table.problem("channel", "is required with token (a channel ID like C0123456789)")
-    elif has_hook and channel:
-        table.problem("channel", "only applies with token; an incoming webhook posts to its own")
-    if not table.ok:
-        return None
-    return SlackOptions(webhook_url, token, channel, api_url, timeout)
 
 
 def _section(text: str) -> dict[str, Any]:

@@ -6,27 +6,38 @@ https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-w
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
 import orjson
-from pydantic import SecretStr
+from pydantic import AfterValidator, SecretStr
 
 from hookwatch.hooks.signature import SecretFormatError, parse_secret, sign
 from hookwatch.notifiers.base import DEFAULT_TIMEOUT, NotifyError, SendContext, SendResult
-from hookwatch.notifiers.fields import Table
+from hookwatch.notifiers.fields import ChannelOptions, Secret, Timeout, Url, problem
 from hookwatch.notifiers.http import make_client, post, refused
 from hookwatch.notifiers.message import AlertMessage
 from hookwatch.notifiers.render import STATUS, context, iso
 
 
-@dataclass(frozen=True)
-class WebhookOptions:
-    url: str
-    secret: SecretStr
-    timeout: float
+def _signing_secret(value: SecretStr) -> SecretStr:
+    try:
+        kind, _ = parse_secret(value.get_secret_value())
+    except SecretFormatError:
+        kind = None
+    if kind != "hmac":
+        raise problem("must be a whsec_ signing secret (make one: hookwatch secret)")
+    return value
+
+
+class WebhookOptions(ChannelOptions):
+    """[notifiers.NAME] with type = "webhook": a JSON POST signed with Standard Webhooks."""
+
+    type: Literal["webhook"] = "webhook"
+    url: Url
+    secret: Annotated[Secret, AfterValidator(_signing_secret)]
+    timeout: Timeout = DEFAULT_TIMEOUT
 
     def secrets(self) -> list[str]:
         # The URL may carry a token in its query or user info; treat all of it as secret.
@@ -41,22 +52,6 @@ class WebhookOptions:
     @property
     def host(self) -> str:
         return urlsplit(self.url).hostname or "the receiver"
-
-
-def parse_webhook(table: Table) -> WebhookOptions | None:
-    url = table.url("url", required=True)
-    secret = table.secret("secret", required=True)
-    if secret is not None:
-        try:
-            kind, _ = parse_secret(secret.get_secret_value())
-            if kind != "hmac":
-                raise SecretFormatError("")
-        except SecretFormatError:
-            table.problem("secret", "must be a whsec_ signing secret (make one: hookwatch secret)")
-    timeout = table.number("timeout", default=DEFAULT_TIMEOUT, low=1, high=60)
-    if not table.ok or url is None or secret is None:
-        return None
-    return WebhookOptions(url, secret, timeout)
 
 
 def build_document(message: AlertMessage, now: float) -> dict[str, Any]:

@@ -16,7 +16,14 @@ from hookwatch.alerts.evaluate import (
     deployments_to_map,
     step_all,
 )
-from hookwatch.alerts.rules import BurnWindow, Rule
+from hookwatch.alerts.rules import (
+    BurnRateRule,
+    BurnWindow,
+    ErrorRateRule,
+    NoTrafficRule,
+    Rule,
+    StuckRule,
+)
 from hookwatch.alerts.state import FIRING, INACTIVE, PENDING, RESOLVED, AlertState
 from hookwatch.alerts.verdict import Inputs, judge
 from hookwatch.storage.rates import Counts, ScopeKey
@@ -32,7 +39,7 @@ def rate_rule(**overrides: object) -> Rule:
         "repeat_interval": 3600.0,
     }
     values.update(overrides)
-    return Rule(**values)  # type: ignore[arg-type]
+    return ErrorRateRule(**values)  # type: ignore[arg-type]
 
 
 def counts(failed: int, succeeded: int) -> Counts:
@@ -163,9 +170,10 @@ def burn_inputs(values: Mapping[int, Counts]) -> Inputs:
 
 
 def test_burn_rate_needs_both_windows_of_a_pair() -> None:
-    rule = Rule(name="slo", kind="burn_rate", scope="deployment", slo=0.99,
-                min_predictions=10)
-    assert rule.burn_windows == (BurnWindow(3600, 300, 14.4), BurnWindow(21600, 1800, 6.0))
+    rule = BurnRateRule(name="slo", scope="deployment", slo=0.99,
+                        min_predictions=10)
+    assert rule.burn_windows == (BurnWindow(long=3600, short=300, factor=14.4),
+                                 BurnWindow(long=21600, short=1800, factor=6.0))
     hot, warm, cold = counts(20, 80), counts(8, 92), counts(0, 100)  # burn 20x, 8x, 0x
     cases = [
         ({3600: hot, 300: hot, 21600: cold, 1800: cold}, True),   # fast pair
@@ -183,9 +191,9 @@ def test_burn_rate_needs_both_windows_of_a_pair() -> None:
 
 
 def test_stuck_and_no_traffic() -> None:
-    stuck = Rule(name="stuck", kind="stuck", scope="deployment", window=900.0, threshold=2)
-    quiet = Rule(name="quiet", kind="no_traffic", scope="deployment", window=1800.0,
-                 lookback=86400.0)
+    stuck = StuckRule(name="stuck", scope="deployment", window=900.0, threshold=2)
+    quiet = NoTrafficRule(name="quiet", scope="deployment", window=1800.0,
+                          lookback=86400.0)
     drive = Driver([stuck, quiet])
     key = (900.0, 86400.0)
     busy = {1800.0: {DEP: counts(0, 5)}, 86400.0: {DEP: counts(0, 50)}}
@@ -239,8 +247,8 @@ def test_model_alert_inhibits_its_deployments_and_versions() -> None:
     model_rule = rate_rule(name="model-errors", scope="model")
     dep_rule = rate_rule()
     ver_rule = rate_rule(name="version-errors", scope="version")
-    stuck_rule = Rule(name="dep-stuck", kind="stuck", scope="deployment", window=900.0,
-                      threshold=1, notify=("team",))
+    stuck_rule = StuckRule(name="dep-stuck", scope="deployment", window=900.0,
+                           threshold=1, notify=("team",))
     drive = Driver([model_rule, dep_rule, ver_rule, stuck_rule])
     drive.models = {"acme/sdxl-prod": {"acme/sdxl"}}
     bad = counts(10, 20)

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from hookwatch.alerts import job as alert_job
 from hookwatch.alerts.job import run_evaluation
-from hookwatch.alerts.rules import Rule, default_rules
+from hookwatch.alerts.rules import ErrorRateRule, NoTrafficRule, Rule, StuckRule, default_rules
 from hookwatch.config import load_config
 from hookwatch.notifiers.message import AlertMessage
 from hookwatch.storage.engine import make_engine
@@ -139,9 +139,8 @@ def test_concurrent_evaluators_decide_once(
 
 
 def test_stuck_with_inhibition_by_the_model(engine: Engine, clock: ManualClock) -> None:
-    rules = [Rule(name=r.name, kind=r.kind, scope=r.scope, window=r.window,
-                  threshold=r.threshold, notify=("team",)) for r in default_rules()
-             if r.kind == "stuck"]
+    rules: list[Rule] = [r.model_copy(update={"notify": ("team",)}) for r in default_rules()
+                         if isinstance(r, StuckRule)]
     start = clock.now
     ingest(engine, clock, [event("starting", at=start), event("processing", at=start)])
     clock.advance(16 * 60)
@@ -169,8 +168,8 @@ def _pending_ids(engine: Engine) -> list[str]:
 
 
 def test_no_traffic_from_buckets(engine: Engine, clock: ManualClock) -> None:
-    rule = Rule(name="quiet", kind="no_traffic", scope="deployment", window=1800.0,
-                lookback=86400.0, notify=("team",))
+    rule = NoTrafficRule(name="quiet", scope="deployment", window=1800.0,
+                         lookback=86400.0, notify=("team",))
     outcomes(engine, clock, succeeded=5)
     evaluate(engine, [rule], clock)
     assert alerts(engine) == {}
@@ -207,11 +206,11 @@ def test_silence_row_mutes_and_rule_removal_resolves(
 def test_queries_for_the_dashboard(engine: Engine, clock: ManualClock) -> None:
     from hookwatch.alerts.queries import open_alerts, recent_alerts, scope_statuses
 
-    rules = [Rule(name="dep", kind="error_rate", scope="deployment", min_predictions=5),
-             Rule(name="ver", kind="error_rate", scope="version", min_predictions=5,
-                  for_=300.0),
-             Rule(name="model", kind="error_rate", scope="model", min_predictions=5,
-                  match="other/*")]
+    rules = [ErrorRateRule(name="dep", scope="deployment", min_predictions=5),
+             ErrorRateRule(name="ver", scope="version", min_predictions=5,
+                           for_=300.0),
+             ErrorRateRule(name="model", scope="model", min_predictions=5,
+                           match="other/*")]
     outcomes(engine, clock, failed=5, deployment="quiet-dep", version=None)
     evaluate(engine, rules, clock)
     clock.advance(3 * 3600)  # quiet-dep has no data since: no verdict, it stays firing

@@ -10,15 +10,9 @@ from pathlib import Path
 import pytest
 
 from hookwatch.alerts.duration import DurationError, format_duration, parse_duration
-from hookwatch.alerts.rules import (
-    DEFAULT_BURN_WINDOWS,
-    BurnWindow,
-    default_rules,
-    parse_inhibit,
-    parse_rules,
-)
+from hookwatch.alerts.rules import DEFAULT_BURN_WINDOWS, BurnRateRule, BurnWindow, default_rules
 from hookwatch.cli import main
-from hookwatch.config import ConfigError, load_config
+from hookwatch.config import ConfigError, load_config, parse_config
 
 CONTRACT_EXAMPLE = """
 [server]
@@ -110,18 +104,26 @@ def test_contract_example_parses(tmp_path: Path) -> None:
         600, 0.2, 20, 60, 120)
     assert (dep.severity, dep.notify, dep.repeat_interval) == (
         "critical", ("oncall", "team", "mail"), 14400)
-    assert slo.slo == 0.995
-    assert slo.burn_windows == (BurnWindow(3600, 300, 14.4), BurnWindow(259200, 21600, 1.0))
+    assert isinstance(slo, BurnRateRule) and slo.slo == 0.995
+    assert slo.burn_windows == (BurnWindow(long=3600, short=300, factor=14.4),
+                                BurnWindow(long=259200, short=21600, factor=1.0))
     assert (stuck.window, stuck.threshold) == (900, 3)
     assert (quiet.window, quiet.lookback) == (5400, 172800)
-    assert config.inhibit == {"enabled": False}
+    assert config.inhibit.enabled is False
+    assert config.server.public_url == "https://hooks.example.com"
     assert "over 10m" in dep.describe()
 
 
-def problems_of(rules: list[dict[str, object]], notifiers: set[str] | None = None) -> list[str]:
-    problems: list[str] = []
-    parse_rules(rules, notifier_names=notifiers or {"team"}, problems=problems)
-    return problems
+SLACK = {"type": "slack", "webhook_url": "https://hooks.slack.com/services/T/B/x"}
+
+
+def problems_of(rules: object, notifiers: set[str] | None = None) -> list[str]:
+    tables = {name: SLACK for name in notifiers or {"team"}}
+    try:
+        parse_config({"notifiers": tables, "rules": rules}, env={})
+    except ConfigError as exc:
+        return exc.problems
+    return []
 
 
 BASE: dict[str, object] = {"name": "r", "kind": "error_rate", "scope": "deployment"}
@@ -130,7 +132,14 @@ BASE: dict[str, object] = {"name": "r", "kind": "error_rate", "scope": "deployme
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        ({"windw": "10m"}, "rules[0] (r): windw: unknown key"),
+        ({"windw": "10m"}, "rules[0] (r): windw: unknown key (did you mean window?)"),
+        ({"colour": "red"}, "rules[0] (r): colour: unknown key (expected one of for, "
+                            "keep_firing_for, kind, match, min_predictions, name, notify, "
+                            "repeat_interval, scope, severity, threshold, window)"),
+        ({"kind": "stuck", "window": "1h", "for": "5m", "min_predictions": 3},
+         "rules[0] (r): min_predictions: not valid for kind 'stuck'"),
+        ({"kind": None}, "rules[0] (r): kind: None is not one of error_rate, burn_rate, stuck, "
+                         "no_traffic"),
         ({"window": "10x"}, "rules[0] (r): window: bad duration '10x': must be a duration "
                             'string such as "45s", "10m", "1h30m" or "2d"'),
         ({"for": 60}, "rules[0] (r): for: must be a duration string such as \"45s\", \"10m\", "
@@ -142,6 +151,8 @@ BASE: dict[str, object] = {"name": "r", "kind": "error_rate", "scope": "deployme
                               "deployment, version"),
         ({"notify": ["team", "pager"]}, "rules[0] (r): notify: unknown notifier 'pager' "
                                          "(known: team)"),
+        ({"notify": ["a", "b"]}, "rules[0] (r): notify: unknown notifiers 'a', 'b' "
+                                 "(known: team)"),
         ({"notify": "team"}, "rules[0] (r): notify: must be a list of notifier names"),
         ({"threshold": 1.5}, "rules[0] (r): threshold: 1.5 is out of range [0, 1)"),
         ({"threshold": "20%"}, "rules[0] (r): threshold: must be a number, not '20%'"),
@@ -158,6 +169,14 @@ BASE: dict[str, object] = {"name": "r", "kind": "error_rate", "scope": "deployme
          "rules[0] (r): windows[0]: short: must be shorter than long"),
         ({"kind": "burn_rate", "slo": 0.99, "windows": [{"long": "1h", "factor": 2}]},
          "rules[0] (r): windows[0]: short: is required"),
+        ({"kind": "burn_rate", "slo": 0.99, "windows": []},
+         "rules[0] (r): windows: must be a non-empty list of {long, short, factor} tables, "
+         'e.g. [{long = "1h", short = "5m", factor = 14.4}]'),
+        ({"kind": "burn_rate", "slo": 0.99, "windows": ["1h"]},
+         "rules[0] (r): windows[0]: must be a table {long, short, factor}"),
+        ({"kind": "burn_rate", "slo": 0.99, "windows": [{"long": "1h", "short": "5m",
+                                                         "factor": 0}]},
+         "rules[0] (r): windows[0]: factor: 0 is out of range (0, 1e+06]"),
         ({"kind": "stuck", "threshold": 0.5}, "rules[0] (r): threshold: must be an integer, "
                                               "not 0.5"),
         ({"kind": "no_traffic", "window": "2d", "lookback": "1d"},
@@ -176,16 +195,17 @@ def test_several_problems_and_missing_fields() -> None:
         "rules[0]: scope: is required (one of model, deployment, version)",
         "rules[1] (r): window: bad duration '1h30': must be a duration string such as \"45s\", "
         "\"10m\", \"1h30m\" or \"2d\"",
+        # rules[1] is bad, but its name is still taken: the old check skipped it
+        "rules[2] (r): name: 'r' is used by an earlier rule",
         "rules[3] (r): name: 'r' is used by an earlier rule",
     ]
-    assert problems_of("nope") == ["rules: must be an array of tables ([[rules]])"]  # type: ignore[arg-type]
+    assert problems_of("nope") == ["rules: must be an array of tables ([[rules]])"]
+    assert problems_of(["nope"]) == ["rules[0]: must be a table"]
 
 
 def test_burn_rate_defaults_are_the_sre_workbook_pairs() -> None:
-    problems: list[str] = []
-    (rule,) = parse_rules([{**BASE, "kind": "burn_rate", "slo": 0.999}], notifier_names=set(),
-                          problems=problems)
-    assert problems == []
+    (rule,) = parse_config({"rules": [{**BASE, "kind": "burn_rate", "slo": 0.999}]}).rules
+    assert isinstance(rule, BurnRateRule)
     assert rule.burn_windows == DEFAULT_BURN_WINDOWS
     assert [(p.long, p.short, p.factor) for p in DEFAULT_BURN_WINDOWS] == [
         (3600, 300, 14.4), (21600, 1800, 6.0)]
@@ -200,15 +220,36 @@ def test_defaults_without_config() -> None:
         "error_rate", "deployment", 600, 0.2, 20)
     assert (rules["model-error-rate"].scope, rules["model-stuck"].window) == ("model", 900)
     assert rules["deployment-stuck"].kind == "stuck"
-    assert config.inhibit == {"enabled": True}
+    assert config.inhibit.enabled is True
+
+
+def test_rules_without_a_file_notify_every_notifier() -> None:
+    config = parse_config({"notifiers": {"team": SLACK, "b": SLACK}})
+    assert {r.notify for r in config.rules} == {("b", "team")}
+
+
+def test_numbers_are_not_durations_in_the_file_but_are_in_code() -> None:
+    assert problems_of([{**BASE, "window": 600}]) == [
+        'rules[0] (r): window: must be a duration string such as "45s", "10m", "1h30m" or '
+        '"2d", not int 600']
+    (rule,) = default_rules()[:1]
+    assert rule.window == 600.0  # type: ignore[union-attr]
+    assert rule.model_dump(mode="json")["window"] == "10m"
 
 
 def test_inhibit_table() -> None:
-    problems: list[str] = []
-    assert parse_inhibit({}, problems) == {"enabled": True}
-    assert parse_inhibit({"enabled": "yes", "mode": 1}, problems) == {"enabled": True}
-    assert problems == ["inhibit: mode: unknown key (expected enabled)",
-                        "inhibit: enabled: must be true or false, not 'yes'"]
+    def inhibit_problems(table: object) -> list[str]:
+        try:
+            parse_config({"inhibit": table})
+        except ConfigError as exc:
+            return exc.problems
+        return []
+
+    assert parse_config({"inhibit": {}}).inhibit.enabled is True
+    assert inhibit_problems({"enabled": "yes", "mode": 1}) == [
+        "inhibit: enabled: must be true or false, not 'yes'",
+        "inhibit: mode: unknown key (expected one of enabled)"]
+    assert inhibit_problems([]) == ["inhibit: must be a table"]
 
 
 def test_check_config_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -232,7 +273,9 @@ def test_check_config_reports_each_problem(tmp_path: Path,
     assert main(["check-config", str(path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        f"{path}: rules[0] (a): colour: unknown key",
+        f"{path}: rules[0] (a): colour: unknown key (expected one of for, keep_firing_for, kind, "
+        "match, min_predictions, name, notify, repeat_interval, scope, severity, threshold, "
+        "window)",
         f"{path}: rules[0] (a): notify: unknown notifier 'nobody' (known: none configured)",
         f"{path}: rules[0] (a): window: bad duration '10x': must be a duration string such as "
         '"45s", "10m", "1h30m" or "2d"',

@@ -41,7 +41,7 @@ def test_config_file_server_table_rejects_unknown_keys(tmp_path: Path) -> None:
     config.write_text("[server]\nprot = 1\n")
     with pytest.raises(ConfigError) as info:
         load_settings(config=config)
-    assert info.value.problems == ["server.prot: unknown key"]
+    assert info.value.problems == ["server.prot: unknown key (did you mean port?)"]
 
 
 def test_secrets_never_print() -> None:

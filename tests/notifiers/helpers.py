@@ -24,8 +24,9 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlmodel import Session as DbSession
 
+from hookwatch.config import parse_config
 from hookwatch.notifiers.message import AlertMessage, TopError
-from hookwatch.notifiers.registry import NotifierConfig, parse_notifiers
+from hookwatch.notifiers.registry import NotifierConfig
 from hookwatch.notifiers.worker import DeliveryWorker
 from hookwatch.settings import Settings
 from hookwatch.storage.tables import Notification
@@ -206,10 +207,7 @@ def alert(kind: str = "trigger", **changes: Any) -> AlertMessage:
 
 
 def notifier_configs(tables: dict[str, dict[str, Any]]) -> dict[str, NotifierConfig]:
-    problems: list[str] = []
-    configs = parse_notifiers(tables, problems)
-    assert problems == []
-    return configs
+    return parse_config({"notifiers": tables}, env={}).notifiers
 
 
 def make_worker(engine: Engine, configs: dict[str, NotifierConfig], *,
