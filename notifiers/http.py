@@ -27,8 +27,15 @@ def make_client(timeout: float, transport: httpx.BaseTransport | None = None) ->
 
 def post(client: httpx.Client, url: str, *, who: str, **kwargs: Any) -> httpx.Response:
     """client.post; a timeout or a failed connection to `who` is a retryable NotifyError."""
+    return request(client, "POST", url, who=who, **kwargs)
+
+
+def request(
+    client: httpx.Client, method: str, url: str | httpx.URL, *, who: str, **kwargs: Any
+) -> httpx.Response:
+    """client.request, with post()'s errors (Discord edits a message with PATCH)."""
     try:
-        return client.post(url, **kwargs)
+        return client.request(method, url, **kwargs)
     except httpx.TimeoutException:
         raise NotifyError(f"{who} did not answer in time", retryable=True) from None
     except httpx.HTTPError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from urllib.parse import quote, quote_plus
+from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 REDACTED = "[redacted]"
 _MIN_LEN = 6  # shorter values would redact ordinary words; config refuses nothing this short
@@ -14,6 +14,22 @@ _MIN_LEN = 6  # shorter values would redact ordinary words; config refuses nothi
 def variants(secret: str) -> set[str]:
     """The forms a secret takes in exception text: as is, and URL-encoded."""
     return {v for v in (secret, quote(secret, safe=""), quote_plus(secret)) if len(v) >= _MIN_LEN}
+
+
+def url_secrets(url: str) -> list[str]:
+    """A URL that is a credential (Discord, Teams, ntfy topics) and the parts errors may quote
+    alone: its path, its query, each longer query value (a Teams `sig`) and any password."""
+    parts = urlsplit(url)
+    values = [url]
+    if parts.path.strip("/"):
+        values.append(parts.path + (f"?{parts.query}" if parts.query else ""))
+        values.append(parts.path)
+    if parts.query:
+        values.append(parts.query)
+        values += [v for _k, v in parse_qsl(parts.query) if len(v) >= _MIN_LEN]
+    if parts.password:
+        values.append(parts.password)
+    return values
 
 
 class Redactor:

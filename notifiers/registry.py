@@ -15,15 +15,20 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from hookwatch.notifiers.base import Notifier
+from hookwatch.notifiers.discord import DiscordNotifier, DiscordOptions
 from hookwatch.notifiers.fields import ChannelOptions
 from hookwatch.notifiers.mail import EmailNotifier, EmailOptions
+from hookwatch.notifiers.ntfy import NtfyNotifier, NtfyOptions
 from hookwatch.notifiers.pagerduty import PagerDutyNotifier, PagerDutyOptions
 from hookwatch.notifiers.redact import protect_logs
 from hookwatch.notifiers.slack import SlackNotifier, SlackOptions
+from hookwatch.notifiers.teams import TeamsNotifier, TeamsOptions
+from hookwatch.notifiers.telegram import TelegramNotifier, TelegramOptions
 from hookwatch.notifiers.webhook import WebhookNotifier, WebhookOptions
 
 # One [notifiers.NAME] table, chosen by its `type`.
-AnyOptions = EmailOptions | SlackOptions | PagerDutyOptions | WebhookOptions
+AnyOptions = (EmailOptions | SlackOptions | PagerDutyOptions | WebhookOptions | DiscordOptions
+              | TeamsOptions | TelegramOptions | NtfyOptions)
 NotifierOptions = Annotated[AnyOptions, Field(discriminator="type")]
 
 
@@ -39,6 +44,10 @@ NOTIFIERS: dict[str, Channel] = {
     "slack": Channel(SlackOptions, SlackNotifier),
     "pagerduty": Channel(PagerDutyOptions, PagerDutyNotifier),
     "webhook": Channel(WebhookOptions, WebhookNotifier),
+    "discord": Channel(DiscordOptions, DiscordNotifier),
+    "teams": Channel(TeamsOptions, TeamsNotifier),
+    "telegram": Channel(TelegramOptions, TelegramNotifier),
+    "ntfy": Channel(NtfyOptions, NtfyNotifier),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -100,6 +101,21 @@ def _slack_env() -> Environment:
     )
 
 
+@functools.cache
+def _escaping_env(escape: Callable[[Any], str]) -> Environment:
+    # One environment per channel markup (Discord markdown, ...): finalize escapes each value.
+    return _filters(
+        Environment(
+            loader=PackageLoader("hookwatch.templates", "notifications"),
+            autoescape=False,  # noqa: S701 - channel markup, escaped by finalize, not HTML
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            finalize=escape,
+        )
+    )
+
+
 def counts_line(message: AlertMessage) -> str:
     counts = message.counts
     if not counts:
@@ -125,8 +141,18 @@ def context(message: AlertMessage) -> dict[str, Any]:
     return values
 
 
-def render(name: str, message: AlertMessage, values: dict[str, Any] | None = None) -> str:
-    """Render templates/notifications/<name>; Slack's .mrkdwn.j2 ones escape for Slack."""
-    env = _slack_env() if name.endswith(".mrkdwn.j2") else _plain_env()
+def render(
+    name: str,
+    message: AlertMessage,
+    values: dict[str, Any] | None = None,
+    *,
+    escape: Callable[[Any], str] | None = None,
+) -> str:
+    """Render templates/notifications/<name>; Slack's .mrkdwn.j2 ones escape for Slack, .html.j2
+    ones for HTML, and with `escape` every value goes through it (a channel's own markup)."""
+    if escape is not None:
+        env = _escaping_env(escape)
+    else:
+        env = _slack_env() if name.endswith(".mrkdwn.j2") else _plain_env()
     return env.get_template(name).render(values if values is not None else context(message))
 

@@ -11,10 +11,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
-from pydantic import AfterValidator, SecretStr
+from pydantic import AfterValidator, BeforeValidator, SecretStr
 
 from hookwatch.hooks.signature import SecretFormatError, parse_secret, sign
 from hookwatch.notifiers.base import DEFAULT_TIMEOUT, NotifyError, SendContext, SendResult
+from hookwatch.notifiers.body_template import BodyTemplate, BodyTemplateError
 from hookwatch.notifiers.fields import ChannelOptions, Secret, Timeout, Url, problem
 from hookwatch.notifiers.http import make_client, post, refused
 from hookwatch.notifiers.message import AlertMessage
@@ -31,6 +32,20 @@ def _signing_secret(value: SecretStr) -> SecretStr:
     return value
 
 
+def _body_template(value: object) -> str | None:
+    """Checked at start-up: a template that fails, or renders anything but JSON, for a sample
+    of each kind of message is a config problem, not a failed delivery at 3 a.m."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):  # a multi-line TOML string is fine, unlike other keys
+        raise problem("must be a string: a Jinja2 template that renders JSON")
+    try:
+        BodyTemplate.checked(value)
+    except BodyTemplateError as exc:
+        raise problem(str(exc)) from None
+    return value
+
+
 class WebhookOptions(ChannelOptions):
     """[notifiers.NAME] with type = "webhook": a JSON POST signed with Standard Webhooks."""
 
@@ -38,6 +53,8 @@ class WebhookOptions(ChannelOptions):
     url: Url
     secret: Annotated[Secret, AfterValidator(_signing_secret)]
     timeout: Timeout = DEFAULT_TIMEOUT
+    # The receiver's own JSON shape: a Jinja2 template (see README, "Your own webhook body").
+    body_template: Annotated[str | None, BeforeValidator(_body_template)] = None
 
     def secrets(self) -> list[str]:
         # The URL may carry a token in its query or user info; treat all of it as secret.
@@ -79,12 +96,21 @@ class WebhookNotifier:
         self.name = name
         self.options = options
         self._client = make_client(options.timeout, transport)
+        source = options.body_template
+        self._template = BodyTemplate(source) if source else None
 
     def destination(self) -> str:
         return f"webhook:{self.options.host}"
 
     def send(self, message: AlertMessage, context: SendContext) -> SendResult | None:
-        body = orjson.dumps(build_document(message, context.now))
+        document = build_document(message, context.now)
+        if self._template is not None:
+            try:
+                body = self._template.render(message, document)
+            except BodyTemplateError as exc:
+                raise NotifyError(f"body_template: {exc}", retryable=False) from None
+        else:
+            body = orjson.dumps(document)
         msg_id = message_id(context)
         timestamp = int(context.now)
         headers = {

@@ -25,6 +25,9 @@ EXAMPLE_ENV = {
     "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/example",
     "SMTP_PASSWORD": "example-password",
     "ALERT_WEBHOOK_SECRET": "whsec_ZXhhbXBsZS1zZWNyZXQtZXhhbXBsZS1zZWNyZXQ=",
+    "DISCORD_WEBHOOK_URL": "https://discord.com/api/webhooks/123/example-token",
+    "TEAMS_WEBHOOK_URL": "https://example.powerplatform.com/workflows/1/invoke?sig=example",
+    "TELEGRAM_BOT_TOKEN": "123456789:AAexampleTokenExampleTokenExample12",
 }
 SCRIPT = Path(sys.executable).parent / "hookwatch"
 
@@ -183,7 +186,8 @@ def test_the_example_config_passes_check_config(capsys: pytest.CaptureFixture[st
         monkeypatch.setenv(name, value)
     code, err, out = check(capsys, str(EXAMPLE))
     assert (code, err) == (0, [])
-    assert "OK (4 rules, 4 notifiers: hook, mail, oncall, team)" in out
+    assert ("OK (4 rules, 8 notifiers: chat, hook, mail, oncall, phone, room, team, tg)"
+            in out)
     config = load_config(EXAMPLE)
     from hookwatch.alerts.rules import KINDS
     from hookwatch.notifiers.registry import NOTIFIERS

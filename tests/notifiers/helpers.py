@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlmodel import Session as DbSession
 
-from hookwatch.config import parse_config
+from hookwatch.config import ConfigError, parse_config
 from hookwatch.notifiers.message import AlertMessage, TopError
 from hookwatch.notifiers.registry import NotifierConfig
 from hookwatch.notifiers.worker import DeliveryWorker
@@ -38,6 +38,13 @@ SLACK_PATH = "/services/T000TEST/B000TEST/sl4ckS3cretP4thXYZ"
 SLACK_TOKEN = "xoxb-test-token-0123456789abcdef"
 HOOK_SECRET = "whsec_c2VjcmV0LWZvci1hbGVydC13ZWJob29rcy10ZXN0"
 SMTP_PASSWORD = "sm7p-Passw0rd-for-tests"
+DISCORD_PATH = "/api/webhooks/112233445566778899/d1sc0rdT0kenS3cret-abcdefXYZ"
+TEAMS_SIG = "t3amsS1gS3cretValue0123456789"
+TEAMS_PATH = ("/powerautomate/automations/direct/workflows/0a1b2c3d/triggers/manual/paths/invoke"
+              f"?api-version=1&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={TEAMS_SIG}")
+TELEGRAM_TOKEN = "123456789:AAteleGramS3cretT0kenPart_0123456789"
+NTFY_TOKEN = "tk_ntfyS3cretT0ken0123456789abc"
+NTFY_TOPIC = "/acme-oncall-7f3k2"
 
 
 @dataclass
@@ -81,6 +88,8 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(out)
 
+            do_PATCH = do_POST  # Discord edits a message in place
+
             def log_message(self, *_args: Any) -> None:
                 pass
 
@@ -116,6 +125,23 @@ def pagerduty_answer(request: Request) -> Answer:
     body = request.json()
     return 202, {"content-type": "application/json"}, orjson.dumps(
         {"status": "success", "message": "Event processed", "dedup_key": body.get("dedup_key")})
+
+
+def discord_answer(request: Request) -> Answer:
+    """Execute webhook with wait=true (and an edit) answer with the message; ids are snowflakes."""
+    path = request.path.split("?")[0]
+    message_id = path.rsplit("/", 1)[1] if "/messages/" in path else str(
+        900_000_000_000_000_000 + len(request.body))
+    return 200, {"content-type": "application/json"}, orjson.dumps(
+        {"id": message_id, "type": 0, "channel_id": "1234", "webhook_id": "112233445566778899"})
+
+
+def telegram_answer(request: Request) -> Answer:
+    """sendMessage's answer: ok, with the sent Message (its message_id)."""
+    return 200, {"content-type": "application/json"}, orjson.dumps(
+        {"ok": True, "result": {"message_id": 4000 + len(request.body) % 1000,
+                                "chat": {"id": -1001234567890, "type": "supergroup"},
+                                "date": 1795000000, "text": "..."}})
 
 
 # --- SMTP -------------------------------------------------------------------------------
@@ -204,6 +230,25 @@ def alert(kind: str = "trigger", **changes: Any) -> AlertMessage:
         alert_url="https://hooks.example.com/alerts/7",
     )
     return dataclasses.replace(message, **changes)
+
+
+def huge_alert(kind: str = "trigger", **changes: Any) -> AlertMessage:
+    """Past every channel's limits: a 100,000-character error message among 200 top errors,
+    markup characters everywhere, a long summary."""
+    errors = [TopError(f"{i:016x}", 1000 - i, ("CUDA <b>&amp;</b> *oom* `x` " * 4000)
+                       if i == 0 else f"RuntimeError {i}: <{i}> & [{i}](x) " * 20)
+              for i in range(200)]
+    return alert(kind, top_errors=errors, summary="acme/sdxl <failed> & *more* " * 400,
+                 **changes)
+
+
+def config_problems(tables: dict[str, dict[str, Any]]) -> list[str]:
+    """The problem lines check-config would print for these [notifiers.*] tables."""
+    try:
+        parse_config({"notifiers": tables}, env={})
+    except ConfigError as exc:
+        return exc.problems
+    return []
 
 
 def notifier_configs(tables: dict[str, dict[str, Any]]) -> dict[str, NotifierConfig]:

@@ -36,7 +36,8 @@ def parse(tables: Any) -> tuple[dict[str, Any], list[str]]:
 
 
 def test_the_registry_is_explicit() -> None:
-    assert sorted(NOTIFIERS) == ["email", "pagerduty", "slack", "webhook"]
+    assert sorted(NOTIFIERS) == ["discord", "email", "ntfy", "pagerduty", "slack", "teams",
+                                 "telegram", "webhook"]
     # The union pydantic validates with and the registry name the same models.
     members = {m.model_fields["type"].default: m for m in AnyOptions.__args__}
     assert {t: c.options for t, c in NOTIFIERS.items()} == members
@@ -66,7 +67,8 @@ def test_secrets_never_print() -> None:
     ("table", "expected"),
     [
         ({"type": "sms"},
-         "notifiers.x.type: must be one of ['email', 'pagerduty', 'slack', 'webhook']"),
+         "notifiers.x.type: must be one of ['discord', 'email', 'ntfy', 'pagerduty', 'slack', "
+         "'teams', 'telegram', 'webhook']"),
         ({"routing_key": ROUTING_KEY}, "notifiers.x.type: is required"),
         ({"type": "pagerduty"}, "notifiers.x.routing_key: is required"),
         ({"type": "pagerduty", "routing_key": "short"},

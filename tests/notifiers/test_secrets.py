@@ -16,11 +16,17 @@ from sqlmodel import Session, select
 from hookwatch.storage.tables import DeliveryAttempt, Notification
 from tests.conftest import ManualClock
 from tests.notifiers.helpers import (
+    DISCORD_PATH,
     HOOK_SECRET,
+    NTFY_TOKEN,
+    NTFY_TOPIC,
     ROUTING_KEY,
     SLACK_PATH,
     SLACK_TOKEN,
     SMTP_PASSWORD,
+    TEAMS_PATH,
+    TEAMS_SIG,
+    TELEGRAM_TOKEN,
     Answer,
     Receiver,
     Request,
@@ -35,7 +41,9 @@ from tests.notifiers.helpers import (
 
 HOOK_QUERY_TOKEN = "qu3ryT0kenS3cret"
 SECRETS = (ROUTING_KEY, SLACK_PATH, "sl4ckS3cretP4th", SLACK_TOKEN, SMTP_PASSWORD,
-           HOOK_SECRET.removeprefix("whsec_"), HOOK_QUERY_TOKEN)
+           HOOK_SECRET.removeprefix("whsec_"), HOOK_QUERY_TOKEN,
+           DISCORD_PATH, DISCORD_PATH.rsplit("/", 1)[1], TEAMS_SIG, TELEGRAM_TOKEN,
+           TELEGRAM_TOKEN.split(":")[1], NTFY_TOKEN, NTFY_TOPIC)
 
 
 def echo(request: Request) -> Answer:
@@ -78,17 +86,24 @@ def test_no_secret_anywhere(sqlite_engine: Engine, clock: ManualClock, tmp_path:
                          "starttls": True, "ca_file": str(cert), "username": "alerts",
                          "password": SMTP_PASSWORD, "from": "hookwatch@example.com",
                          "to": "oncall@example.com"},
+                "discord": {"type": "discord", "webhook_url": server.url + DISCORD_PATH},
+                "teams": {"type": "teams", "webhook_url": server.url + TEAMS_PATH},
+                "telegram": {"type": "telegram", "bot_token": TELEGRAM_TOKEN, "chat_id": "-100",
+                             "api_url": server.url},
+                "ntfy": {"type": "ntfy", "url": server.url + NTFY_TOPIC, "token": NTFY_TOKEN},
             })
             worker = make_worker(sqlite_engine, configs)
             for name in configs:
                 enqueue(sqlite_engine, alert(), notifier=name, now=clock.now)
             report = worker.deliver(clock.now)
-            assert len(server.requests) == 4
+            assert len(server.requests) == 8
             # the receiver did echo the secrets back; they went no further
             assert any(ROUTING_KEY.encode() in r.body for r in server.requests)
+            assert any(TELEGRAM_TOKEN in r.path for r in server.requests)
+            assert any(NTFY_TOKEN in r.headers.get("authorization", "") for r in server.requests)
     finally:
         smtp.stop()
-    assert (report.retried, report.failed) == (4, 1)  # the refused login is permanent
+    assert (report.retried, report.failed) == (8, 1)  # the refused login is permanent
     with Session(sqlite_engine) as session:
         stored = [r.last_error or "" for r in session.exec(select(Notification))]
         stored += [a.error or "" for a in session.exec(select(DeliveryAttempt))]

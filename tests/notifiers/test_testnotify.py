@@ -8,7 +8,22 @@ from pathlib import Path
 import pytest
 
 from hookwatch.cli import main
-from tests.notifiers.helpers import HOOK_SECRET, ROUTING_KEY, Receiver, pagerduty_answer
+from tests.notifiers.helpers import (
+    DISCORD_PATH,
+    HOOK_SECRET,
+    NTFY_TOKEN,
+    NTFY_TOPIC,
+    ROUTING_KEY,
+    TEAMS_PATH,
+    TEAMS_SIG,
+    TELEGRAM_TOKEN,
+    Answer,
+    Receiver,
+    Request,
+    discord_answer,
+    pagerduty_answer,
+    telegram_answer,
+)
 
 
 @pytest.fixture
@@ -81,3 +96,62 @@ def test_unknown_name_and_bad_config(config: Path, tmp_path: Path,
     code, text = run(capsys, "x", "--config", str(bad))
     assert code == 2
     assert "config: notifiers.x.routing_key: must be the 32-character" in text
+
+
+def channels_answer(request: Request) -> Answer:
+    """One local server standing in for Discord, Teams, Telegram and ntfy, by path."""
+    if request.path.startswith("/api/webhooks/"):
+        return discord_answer(request)
+    if request.path.startswith("/bot"):
+        return telegram_answer(request)
+    if request.path.startswith("/powerautomate/"):
+        return 202, {}, b""
+    return 200, {"content-type": "application/json"}, b'{"id":"n1","event":"message"}'
+
+
+@pytest.mark.parametrize(("name", "kind", "path", "status"), [
+    ("chat", "discord", DISCORD_PATH + "?wait=true", 200),
+    ("room", "teams", TEAMS_PATH, 202),
+    ("tg", "telegram", f"/bot{TELEGRAM_TOKEN}/sendMessage", 200),
+    ("phone", "ntfy", NTFY_TOPIC, 200),
+])
+def test_each_new_channel(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                          monkeypatch: pytest.MonkeyPatch,
+                          name: str, kind: str, path: str, status: int) -> None:
+    monkeypatch.delenv("HOOKWATCH_CONFIG", raising=False)
+    with Receiver(answer=channels_answer) as server:
+        config = tmp_path / "hookwatch.toml"
+        config.write_text(f"""
+[server]
+public_url = "https://hooks.example.com"
+
+[notifiers.chat]
+type = "discord"
+webhook_url = "{server.url}{DISCORD_PATH}"
+
+[notifiers.room]
+type = "teams"
+webhook_url = "{server.url}{TEAMS_PATH}"
+
+[notifiers.tg]
+type = "telegram"
+bot_token = "{TELEGRAM_TOKEN}"
+chat_id = "-1001234567890"
+api_url = "{server.url}"
+
+[notifiers.phone]
+type = "ntfy"
+url = "{server.url}{NTFY_TOPIC}"
+token = "{NTFY_TOKEN}"
+""")
+        code = main(["test-notify", name, "--config", str(config)])
+        (request,) = server.requests
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert code == 0, text
+    assert text.startswith(f"'{name}' ({kind}): OK, test notification sent in ")
+    assert text.rstrip().endswith(f"ms, HTTP {status}")
+    assert request.path == path
+    assert b"Test notification from hookwatch" in request.body
+    for secret in (DISCORD_PATH, TEAMS_SIG, TELEGRAM_TOKEN, NTFY_TOKEN):
+        assert secret not in text

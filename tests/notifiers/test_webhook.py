@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from standardwebhooks import Webhook
 
+from hookwatch.cli import main
 from hookwatch.hooks.signature import Verifier
 from hookwatch.notifiers.base import Notifier, NotifyError, SendContext
 from hookwatch.notifiers.registry import build
-from tests.notifiers.helpers import HOOK_SECRET, Receiver, alert, notifier_configs
+from tests.notifiers.helpers import (
+    HOOK_SECRET,
+    Receiver,
+    alert,
+    config_problems,
+    notifier_configs,
+)
 
 NOW = 1_795_000_100.0
 
@@ -79,3 +87,83 @@ def test_status_codes(receiver: Receiver, status: int, retryable: bool) -> None:
     assert info.value.http_status == status
     assert info.value.detail.startswith(f"127.0.0.1 answered HTTP {status}")
     assert "qu3ryT0ken" not in info.value.detail
+
+
+# --- body_template: the receiver's own JSON shape, still signed ----------------------------
+
+TEMPLATE = """{
+  "text": {{ title|tojson }},
+  "state": "{{ m.kind }}",
+  "rate": {{ m.value }},
+  "errors": [{% for e in m.top_errors %}{"n": {{ e.count }}, "what": {{ e.example|tojson }}}{% if not loop.last %}, {% endif %}{% endfor %}],
+  "envelope": {{ document.type|tojson }}
+}"""
+
+
+def template_problems(template: object) -> list[str]:
+    return config_problems({"hook": {"type": "webhook", "url": "https://hooks.example.com/in",
+                                     "secret": HOOK_SECRET, "body_template": template}})
+
+
+def test_body_template_shapes_the_signed_body(receiver: Receiver) -> None:
+    sender = build(notifier_configs({"hook": {
+        "type": "webhook", "url": receiver.url + "/in", "secret": HOOK_SECRET,
+        "body_template": TEMPLATE}})["hook"])
+    sender.send(alert(), SendContext(now=NOW, notification_id=5))
+    (request,) = receiver.requests
+    Verifier([HOOK_SECRET], None).verify(request.headers, request.body, NOW)
+    assert request.headers["content-type"] == "application/json"
+    assert request.json() == {
+        "text": "[FIRING · critical] deployment acme/sdxl: error rate 35.0% (threshold 20.0%) "
+                "over 10m",
+        "state": "trigger",
+        "rate": 0.35,
+        "errors": [{"n": 30, "what": "CUDA out of memory. Tried to allocate 2.00 GiB"},
+                   {"n": 12, "what": "ValueError: <prompt> & `seed` must be set"}],
+        "envelope": "alert.trigger",
+    }
+
+
+@pytest.mark.parametrize(("template", "problem"), [
+    ('{"text": {{ title }}}', "does not render valid JSON (line 1 column 11: "
+                              "unexpected character, expected a JSON value) "
+                              "(for a sample trigger message)"),
+    ('{"a": {{ m.nope|tojson }}}', "does not render: 'hookwatch.notifiers.message.AlertMessage "
+                                   "object' has no attribute 'nope' (for a sample trigger "
+                                   "message)"),
+    ("{% if %}", "is not a valid Jinja2 template: line 1: Expected an expression, got 'end of "
+                 "statement block'"),
+    ('{"k": 1{% if m.kind == "resolve" %},{% endif %}}',
+     "does not render valid JSON (line 1 column 8: trailing comma is not allowed) (for a sample "
+     "resolve message)"),
+    ("{{ m.__class__.__mro__ }}", "does not render: access to attribute '__class__' of "
+                                  "'AlertMessage' object is unsafe. (for a sample trigger "
+                                  "message)"),
+    (["not", "a", "string"], "must be a string: a Jinja2 template that renders JSON"),
+])
+def test_a_body_template_that_is_not_json_is_one_config_line(template: object,
+                                                             problem: str) -> None:
+    assert template_problems(template) == [f"notifiers.hook.body_template: {problem}"]
+
+
+def test_check_config_refuses_it_at_start_up(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "hookwatch.toml"
+    path.write_text(f'''
+[notifiers.hook]
+type = "webhook"
+url = "https://hooks.example.com/in"
+secret = "{HOOK_SECRET}"
+body_template = """
+{{
+  "text": {{{{ title }}}}
+}}
+"""
+''')
+    assert main(["check-config", str(path)]) != 0
+    out = capsys.readouterr()
+    lines = [line for line in (out.out + out.err).splitlines() if "body_template" in line]
+    assert len(lines) == 1
+    assert lines[0].endswith("notifiers.hook.body_template: does not render valid JSON (line 2 "
+                             "column 12: unexpected character, expected a JSON value) (for a "
+                             "sample trigger message)")

@@ -42,11 +42,18 @@ ROUTING_KEY = "PDr0utingKey0f32CharsForTests012"
 SLACK_SECRET = "sl4ckW3bhookS3cretPathPart"
 SMTP_PASSWORD = "smtp-Passw0rd-4-tests"
 ALERT_HOOK = "whsec_" + base64.b64encode(b"outgoing-alert-webhook-secret!!!").decode()
+DISCORD_TOKEN = "d1sc0rdW3bhookT0kenForTheFullRun"
+TEAMS_SIG = "t3amsW0rkflowS1gForTheFullRun"
+TELEGRAM_TOKEN = "987654321:AAtelegramBotT0kenForTheFullRun_x"
+NTFY_TOKEN = "tk_ntfyT0kenForTheFullRun0123"
+NTFY_TOPIC = "hookwatch-oncall-s3cretTopic"
 SECRETS = {
     "webhook secret": SIGNING, "old webhook secret": SIGNING_OLD, "ingest token": INGEST,
     "dashboard token": DASHBOARD, "replicate token": REPLICATE, "routing key": ROUTING_KEY,
     "slack webhook path": SLACK_SECRET, "smtp password": SMTP_PASSWORD,
-    "alert webhook secret": ALERT_HOOK,
+    "alert webhook secret": ALERT_HOOK, "discord token": DISCORD_TOKEN, "teams sig": TEAMS_SIG,
+    "telegram token": TELEGRAM_TOKEN, "telegram secret part": TELEGRAM_TOKEN.split(":")[1],
+    "ntfy token": NTFY_TOKEN, "ntfy topic": NTFY_TOPIC,
 }
 PRIVATE = ("PRIVATE-INPUT-7d1e", "PRIVATE-OUTPUT-9c2f")
 
@@ -121,6 +128,25 @@ type = "webhook"
 url = "{hooks.url}/alerts"
 secret = "${{ALERT_HOOK}}"
 
+[notifiers.chat]
+type = "discord"
+webhook_url = "{hooks.url}/api/webhooks/1234567890/${{DISCORD_TOKEN}}"
+
+[notifiers.room]
+type = "teams"
+webhook_url = "{hooks.url}/workflows/abc/triggers/manual/paths/invoke?api-version=1&sig=${{TEAMS_SIG}}"
+
+[notifiers.tg]
+type = "telegram"
+bot_token = "${{TELEGRAM_TOKEN}}"
+chat_id = "-1001234567890"
+api_url = "{hooks.url}"
+
+[notifiers.phone]
+type = "ntfy"
+url = "{hooks.url}/${{NTFY_TOPIC}}"
+token = "${{NTFY_TOKEN}}"
+
 [[rules]]
 name = "model-errors"
 kind = "error_rate"
@@ -129,7 +155,7 @@ window = "5m"
 threshold = 0.2
 min_predictions = 5
 severity = "critical"
-notify = ["oncall", "team", "mail", "hook"]
+notify = ["oncall", "team", "mail", "hook", "chat", "room", "tg", "phone"]
 """)
     db = tmp_path / "secrets.db"
     env = {
@@ -145,7 +171,8 @@ notify = ["oncall", "team", "mail", "hook"]
         "HOOKWATCH_EVALUATE_INTERVAL": "0.5",
         "HOOKWATCH_DELIVER_INTERVAL": "0.5",
         "PD_KEY": ROUTING_KEY, "SLACK_SECRET": SLACK_SECRET, "SMTP_PASSWORD": SMTP_PASSWORD,
-        "ALERT_HOOK": ALERT_HOOK,
+        "ALERT_HOOK": ALERT_HOOK, "DISCORD_TOKEN": DISCORD_TOKEN, "TEAMS_SIG": TEAMS_SIG,
+        "TELEGRAM_TOKEN": TELEGRAM_TOKEN, "NTFY_TOKEN": NTFY_TOKEN, "NTFY_TOPIC": NTFY_TOPIC,
     }
     serve = Serve(tmp_path, env, "--access-log", "--log-level", "debug")
     answers: list[tuple[str, str]] = []  # (what was asked, what came back)
@@ -192,7 +219,7 @@ notify = ["oncall", "team", "mail", "hook"]
             keep(http.get(f"/?token={DASHBOARD}", headers={"accept": "text/html"}))
             keep(http.get(f"/api/status?token={DASHBOARD}"))
             # Wait for the alert to fire, its deliveries to fail, and the reconciler to ask.
-            assert wait_for(lambda: len(hooks.requests) >= 4 and len(api.requests) >= 2), (
+            assert wait_for(lambda: len(hooks.requests) >= 8 and len(api.requests) >= 2), (
                 len(hooks.requests), len(api.requests), serve.log_text()[-3000:])
             # Everything a signed-in user can read.
             auth = {"authorization": f"Bearer {DASHBOARD}"}
@@ -215,7 +242,7 @@ notify = ["oncall", "team", "mail", "hook"]
         serve.stop()  # a graceful stop, so shutdown logging is scanned too
 
     logs = serve.log_text()
-    assert "model-errors" in logs or len(hooks.requests) >= 4  # the run did what it should
+    assert "model-errors" in logs or len(hooks.requests) >= 8  # the run did what it should
     with sqlite3.connect(db) as conn:
         stored = [str(v) for table, cols in (
             ("delivery_attempts", "error"), ("notifications", "last_error || payload"),
@@ -229,6 +256,10 @@ notify = ["oncall", "team", "mail", "hook"]
     # What the upstreams got proves the secrets were in use (the scan is not vacuous).
     assert any(REPLICATE in r.headers.get("authorization", "") for r in api.requests)
     assert any(ROUTING_KEY.encode() in r.body for r in hooks.requests)
+    assert any(TELEGRAM_TOKEN in r.path for r in hooks.requests)
+    assert any(TEAMS_SIG in r.path for r in hooks.requests)
+    assert any(DISCORD_TOKEN in r.path for r in hooks.requests)
+    assert any(NTFY_TOKEN in r.headers.get("authorization", "") for r in hooks.requests)
     # Inputs and outputs: stored raw for the retention period, never shown by default.
     assert not [asked for asked, text in answers if any(p in text for p in PRIVATE)]
 
