@@ -22,7 +22,8 @@ from hookwatch.storage.sqlite_path import folder_problem
 DESCRIPTION = """\
 hookwatch verifies Replicate and Cog prediction webhooks, records every prediction's
 lifecycle, keeps rolling error rates per model, deployment and version, and pages people
-by email, Slack or PagerDuty when a rule fires.
+by email, Slack, PagerDuty, Discord, Teams, Telegram, ntfy or a signed webhook
+when a rule fires.
 
 Settings come from HOOKWATCH_* environment variables (see README.md) and the optional
 TOML config file given by --config or HOOKWATCH_CONFIG.
