@@ -1,18 +1,22 @@
-"""Ingest benchmark: committed webhooks/s and latency, hookwatch vs a bare FastAPI endpoint.
+"""Ingest benchmark: committed webhooks/s and latency per traffic shape, against a bare FastAPI
+endpoint and a raw ASGI ceiling, in alternating rounds of one run.
 
-Both run under the same uvicorn (one process, uvloop, httptools, no access log) and receive the
-same pre-signed, distinct requests from wrk. After the hookwatch run the stored events are
-counted: they must equal the number of 2xx answers.
+All three run under the same uvicorn (one process, uvloop, httptools, no access log) and get
+the same pre-signed, distinct requests of each shape (bench/shapes.py) from wrk. The bare
+FastAPI endpoint and the raw ASGI app read the body and answer 200; the raw app shows where
+wrk and uvicorn themselves top out on this machine, so a ratio near it would say nothing.
+hookwatch starts on a fresh database for every shape and round; afterwards its stored events
+must equal the 2xx answers it sent, and its outcome buckets must count every terminal
+prediction exactly once.
 
-    .venv/bin/python bench/bench_ingest.py [--duration 10] [--connections 64] [--database URL]
+    .venv/bin/python bench/bench_ingest.py                 # every shape, 3 rounds of 5 s each
+    .venv/bin/python bench/bench_ingest.py --shapes completed-1000 --duration 3 --rounds 1
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import random
 import re
 import signal
 import statistics
@@ -28,29 +32,12 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hookwatch.hooks.signature import sign  # noqa: E402
-from hookwatch.simulate import lifecycle  # noqa: E402
+from bench.shapes import SHAPES, Shape, write_requests  # noqa: E402
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 VENV_BIN = Path(sys.executable).parent
-
-
-def make_requests(path: Path, count: int, failure_rate: float = 0.1) -> None:
-    """count distinct requests: lifecycles of starting, processing, then an outcome."""
-    rng = random.Random(7)
-    now = time.time()
-    with path.open("w") as out:
-        n = 0
-        while n < count:
-            deployment = f"acme/deploy-{rng.randrange(20)}"
-            model = f"acme/model-{rng.randrange(10)}"
-            for body in lifecycle(rng=rng, now=now, model=model, deployment=deployment,
-                                  version="v1", fail=rng.random() < failure_rate):
-                raw = json.dumps(body, separators=(",", ":")).encode()
-                msg_id = f"msg_{n:09d}"
-                ts = int(now)
-                out.write(f"{msg_id}\t{ts}\t{sign(SECRET, msg_id, ts, raw)}\t{raw.decode()}\n")
-                n += 1
+WARMUP_S = 1
+SERVERS = ("raw ASGI", "bare FastAPI", "hookwatch")
 
 
 def wait_up(url: str, timeout: float = 60.0, log: Path | None = None) -> None:
@@ -64,10 +51,12 @@ def wait_up(url: str, timeout: float = 60.0, log: Path | None = None) -> None:
     raise RuntimeError(f"{url} did not come up" + (f":\n{log.read_text()}" if log else ""))
 
 
-def run_wrk(url: str, requests: Path, duration: int, connections: int) -> dict[str, float]:
+def run_wrk(args: argparse.Namespace, port: int, requests: Path, duration: int
+            ) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
-         "-s", str(ROOT / "bench" / "replay.lua"), url, "--", str(requests), "2"],
+        ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration}s", "--timeout",
+         "10s", "-s", str(ROOT / "bench" / "replay.lua"),
+         f"http://127.0.0.1:{port}/hooks/replicate", "--", str(requests), str(args.threads)],
         capture_output=True, text=True, check=True,
     ).stdout
     match = re.search(r"RESULT (.*)", out)
@@ -88,12 +77,12 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, *, kids: bool = True) -> float:
     """utime + stime of a process and its live children (hookwatch's writer process), plus
     their finished children: CPU spent, whatever else loads the machine."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
-    for proc in [pid, *children(pid)]:
+    for proc in [pid, *(children(pid) if kids else [])]:
         try:
             fields = Path(f"/proc/{proc}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
@@ -102,18 +91,18 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def rss_mib(pid: int) -> tuple[float, float]:
+def memory_mib(pid: int) -> tuple[float, float]:
+    """Resident and peak resident (VmHWM) MiB of a process."""
     status = Path(f"/proc/{pid}/status").read_text()
     rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
     hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
     return rss / 1024, hwm / 1024
 
 
-def answered_2xx(metrics_url: str) -> int:
+def answered_2xx(port: int) -> int:
     """2xx answers the server sent, from its own counters (wrk misses those still in flight)."""
-    text_ = httpx.get(metrics_url, timeout=5).text
     total = 0.0
-    for line in text_.splitlines():
+    for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text.splitlines():
         if line.startswith("hookwatch_webhooks_received_total{") and (
             'result="recorded"' in line or 'result="duplicate"' in line
         ):
@@ -133,100 +122,170 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
-def measure_bare(args: argparse.Namespace, tmp: Path, requests: Path) -> dict[str, float]:
-    uvicorn = [str(VENV_BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(args.port),
-               "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http",
-               "httptools", "--app-dir", str(ROOT / "bench"), "bare_app:app"]
-    bare = serve(uvicorn, {**os.environ}, tmp / "bare.log")
-    try:
-        wait_up(f"http://127.0.0.1:{args.port}/docs")
-        cpu0 = cpu_seconds(bare.pid)
-        result = run_wrk(args.url, requests, args.duration, args.connections)
-        result["cpu_us"] = (cpu_seconds(bare.pid) - cpu0) / (result["ok"] + result["bad"]) * 1e6
-        return result
-    finally:
-        stop(bare)
+def uvicorn(port: int, app: str, tmp: Path) -> subprocess.Popen[bytes]:
+    cmd = [str(VENV_BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(port),
+           "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http",
+           "httptools", "--app-dir", str(ROOT / "bench"), app]
+    proc = serve(cmd, {**os.environ}, tmp / f"{app.split(':')[0]}.log")
+    wait_up(f"http://127.0.0.1:{port}/", log=tmp / f"{app.split(':')[0]}.log")
+    return proc
 
 
-def measure_hookwatch(
-    args: argparse.Namespace, tmp: Path, requests: Path, database: str
-) -> dict[str, float]:
-    """One run on a fresh database: figures plus the stored = 2xx check."""
+def measure(args: argparse.Namespace, pid: int, port: int, requests: Path) -> dict[str, float]:
+    cpu0, own0 = cpu_seconds(pid), cpu_seconds(pid, kids=False)
+    result = run_wrk(args, port, requests, args.duration)
+    answered = max(1.0, result["ok"] + result["bad"])
+    result["cpu_us"] = (cpu_seconds(pid) - cpu0) / answered * 1e6
+    result["web_us"] = (cpu_seconds(pid, kids=False) - own0) / answered * 1e6
+    return result
+
+
+def measure_hookwatch(args: argparse.Namespace, tmp: Path, shape: Shape, requests: Path,
+                      warmup: Path, database: str) -> dict[str, float]:
+    """One run on a fresh database: figures, then the stored = 2xx and exact-count checks."""
     env = {**os.environ, "HOOKWATCH_DATABASE_URL": database,
-           "HOOKWATCH_WEBHOOK_SECRETS": SECRET, "HOOKWATCH_AUTO_MIGRATE": "true"}
+           "HOOKWATCH_WEBHOOK_SECRETS": SECRET, "HOOKWATCH_AUTO_MIGRATE": "true",
+           "HOOKWATCH_SQLITE_SYNCHRONOUS": "FULL"}
+    log = tmp / f"hookwatch-{shape.name}.log"
     hw = serve([str(VENV_BIN / "hookwatch"), "serve", "--port", str(args.port),
-                "--log-level", "warning"], env, tmp / "hookwatch.log")
+                "--log-level", "warning"], env, log)
     try:
-        wait_up(f"http://127.0.0.1:{args.port}/healthz", log=tmp / "hookwatch.log")
-        cpu0 = cpu_seconds(hw.pid)
-        result = run_wrk(args.url, requests, args.duration, args.connections)
-        result["cpu_us"] = (cpu_seconds(hw.pid) - cpu0) / (result["ok"] + result["bad"]) * 1e6
-        result["rss"], result["hwm"] = rss_mib(hw.pid)
-        result["child_rss"] = sum(rss_mib(child)[0] for child in children(hw.pid))
+        wait_up(f"http://127.0.0.1:{args.port}/healthz", log=log)
+        warm = run_wrk(args, args.port, warmup, WARMUP_S)
+        result = measure(args, hw.pid, args.port, requests)
+        result["ok_total"] = result["ok"] + warm["ok"]
+        result["bad"] += warm["bad"]
+        result["exhausted"] += warm["exhausted"]
+        result["rss"], result["hwm"] = memory_mib(hw.pid)
+        writers = [memory_mib(child) for child in children(hw.pid)]
+        result["child_rss"] = sum(m[0] for m in writers)
+        result["child_hwm"] = sum(m[1] for m in writers)
         time.sleep(0.5)  # let the requests wrk abandoned at its deadline finish
-        result["server_2xx"] = answered_2xx(f"http://127.0.0.1:{args.port}/metrics")
+        result["server_2xx"] = answered_2xx(args.port)
     finally:
         stop(hw)
+    batches = re.search(r"(\d+) events committed in (\d+) batches", log.read_text())
+    result["batch"] = int(batches.group(1)) / max(1, int(batches.group(2))) if batches else 0
     engine = create_engine(database)
     with engine.connect() as conn:
-        result["stored"] = int(conn.execute(text("SELECT count(*) FROM events")).scalar_one())
+        result["stored"] = conn.execute(text("SELECT count(*) FROM events")).scalar_one()
+        counted = conn.execute(
+            text("SELECT count(*) FROM predictions WHERE counted_at IS NOT NULL")).scalar_one()
+        # Every terminal prediction counted once per resolution (each has a model scope).
+        sums = conn.execute(text(
+            "SELECT resolution, sum(succeeded + failed + canceled + aborted + other) "
+            "FROM outcome_buckets WHERE scope = 'model' GROUP BY resolution")).all()
     engine.dispose()
+    result["exact"] = float(bool(sums) and all(int(total) == counted for _, total in sums))
     return result
+
+
+def check(args: argparse.Namespace, r: dict[str, float]) -> str:
+    equal = r["stored"] == r["server_2xx"] and (
+        r["ok_total"] <= r["stored"] <= r["ok_total"] + 2 * args.connections)
+    problems = [] if equal else [
+        f"MISMATCH stored {r['stored']:.0f}, 2xx sent {r['server_2xx']:.0f}, "
+        f"2xx seen by wrk {r['ok_total']:.0f}"]
+    if not r["exact"]:
+        problems.append("outcome buckets do not count every terminal prediction once")
+    if r["bad"]:
+        problems.append(f"{r['bad']:.0f} non-2xx answers")
+    if r["exhausted"]:
+        problems.append("wrk ran out of distinct requests (raise --rate)")
+    return "; ".join(problems)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--shapes", default=",".join(SHAPES),
+                        help=f"comma-separated, of: {', '.join(SHAPES)} (default: all)")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3,
-                        help="alternating bare/hookwatch rounds; the median ratio is reported")
-    parser.add_argument("--requests", type=int, default=0, help="default: 12,000 per second")
-    parser.add_argument("--database", default=None, help="default: a fresh SQLite file a round")
-    parser.add_argument("--port", type=int, default=18080)
+                        help="rounds of raw/bare/hookwatch per shape; medians are reported")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--rate", type=int, default=16_000,
+                        help="distinct requests prepared per second of --duration")
+    parser.add_argument("--database", default=None,
+                        help="default: a fresh SQLite file per run (a PostgreSQL URL is reused: "
+                        "give an empty schema, e.g. via bench_replicas.py)")
+    parser.add_argument("--port", type=int, default=18080, help="hookwatch; +1 bare, +2 raw")
     args = parser.parse_args()
-    args.url = f"http://127.0.0.1:{args.port}/hooks/replicate"
+    shapes = [SHAPES[name] for name in args.shapes.split(",")]
 
     tmp = Path(tempfile.mkdtemp(prefix="hookwatch-bench-"))
-    requests = tmp / "requests.tsv"
-    count = args.requests or 12_000 * args.duration
-    rows: list[tuple[str, dict[str, float]]] = []
-    ratios: list[float] = []
-    ok = True
-    for round_ in range(1, args.rounds + 1):
-        print(f"round {round_}/{args.rounds}: preparing {count} signed requests, then bare "
-              "FastAPI, then hookwatch ...", flush=True)
-        make_requests(requests, count)  # fresh timestamps for each round
-        base = measure_bare(args, tmp, requests)
-        database = args.database or f"sqlite:///{tmp}/bench-{round_}.db"
-        result = measure_hookwatch(args, tmp, requests, database)
-        rows += [(f"{round_} bare FastAPI", base), (f"{round_} hookwatch", result)]
-        ratios.append(result["rps"] / base["rps"])
-        equal = result["stored"] == result["server_2xx"] and (
-            result["ok"] <= result["stored"] <= result["ok"] + args.connections
-        )
-        ok = ok and equal and result["bad"] == 0 and not result["exhausted"]
-        print(f"  stored events {result['stored']:.0f}, 2xx sent by hookwatch "
-              f"{result['server_2xx']:.0f}, 2xx seen by wrk {result['ok']:.0f} (wrk drops up "
-              f"to {args.connections} in flight at its deadline): "
-              f"{'EQUAL' if equal else 'MISMATCH'}", flush=True)
+    ports = {"bare FastAPI": args.port + 1, "raw ASGI": args.port + 2}
+    procs = {"bare FastAPI": uvicorn(ports["bare FastAPI"], "bare_app:app", tmp),
+             "raw ASGI": uvicorn(ports["raw ASGI"], "raw_app:app", tmp)}
+    results: dict[str, dict[str, list[dict[str, float]]]] = {
+        s.name: {server: [] for server in SERVERS} for s in shapes}
+    failures: list[str] = []
+    try:
+        for round_ in range(1, args.rounds + 1):
+            for shape in shapes:
+                requests, warmup = tmp / "requests.tsv", tmp / "warmup.tsv"
+                now = time.time()  # fresh timestamps for each run (a 5-minute tolerance)
+                write_requests(requests, shape, args.rate * args.duration, SECRET, now)
+                write_requests(warmup, shape, args.rate * WARMUP_S, SECRET, now, seed=8,
+                               prefix="warm")
+                if round_ == 1 and shape is shapes[0]:
+                    for server in ports:
+                        run_wrk(args, ports[server], warmup, WARMUP_S)
+                row = results[shape.name]
+                for server in ("bare FastAPI", "raw ASGI"):
+                    row[server].append(measure(args, procs[server].pid, ports[server], requests))
+                database = args.database or f"sqlite:///{tmp}/{shape.name}-{round_}.db"
+                hw = measure_hookwatch(args, tmp, shape, requests, warmup, database)
+                row["hookwatch"].append(hw)
+                problem = check(args, hw)
+                if problem:
+                    failures.append(f"{shape.name} round {round_}: {problem}")
+                print(f"round {round_}/{args.rounds} {shape.name:16} "
+                      + "  ".join(f"{s} {row[s][-1]['rps']:,.0f}/s" for s in SERVERS)
+                      + f"  ratio {hw['rps'] / row['bare FastAPI'][-1]['rps']:.2f}x"
+                      + f"  stored {hw['stored']:.0f} = 2xx {hw['server_2xx']:.0f}"
+                      + (f"  {problem}" if problem else ""), flush=True)
+    finally:
+        for proc in procs.values():
+            stop(proc)
+    report(args, shapes, results)
+    for failure in failures:
+        print("FAILED:", failure)
+    return 1 if failures else 0
 
-    print()
-    print(f"{'':18}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'2xx':>9}{'non-2xx':>9}"
-          f"{'CPU us/req':>12}")
-    for name, r in rows:
-        print(f"{name:18}{r['rps']:>9.0f}{r['p50_us'] / 1000:>9.2f}{r['p99_us'] / 1000:>9.2f}"
-              f"{r['ok']:>9.0f}{r['bad']:>9.0f}{r['cpu_us']:>12.0f}")
-    print(f"\nthroughput ratio hookwatch / bare, per round: "
-          f"{', '.join(f'{r:.2f}x' for r in ratios)}; median {statistics.median(ratios):.2f}x "
-          "(target >= 0.80x)")
-    last = rows[-1][1]
-    print(f"hookwatch resident memory: main process {last['rss']:.0f} MiB (peak "
-          f"{last['hwm']:.0f} MiB), writer process {last['child_rss']:.0f} MiB")
-    if not ok:
-        print("FAILED: a stored/2xx mismatch, a refused request, or wrk ran out of requests")
-    return 0 if ok else 1
+
+def report(args: argparse.Namespace, shapes: list[Shape],
+           results: dict[str, dict[str, list[dict[str, float]]]]) -> None:
+    med = statistics.median
+    print(f"\nwrk -t{args.threads} -c{args.connections}, {args.duration} s runs, {args.rounds} "
+          "round(s); medians over rounds; hookwatch on SQLite, synchronous=FULL")
+    print(f"{'shape':16}{'server':14}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'CPU us':>8}"
+          f"{'web us':>8}{'batch':>7}{'ratio':>7}  per round")
+    for shape in shapes:
+        row = results[shape.name]
+        ratios = [h["rps"] / b["rps"] for h, b in zip(row["hookwatch"], row["bare FastAPI"],
+                                                       strict=True)]
+        for server in SERVERS:
+            runs = row[server]
+            hook = server == "hookwatch"
+            print(f"{shape.name if server == SERVERS[0] else '':16}{server:14}"
+                  f"{med(r['rps'] for r in runs):>9,.0f}"
+                  f"{med(r['p50_us'] for r in runs) / 1000:>8.2f}"
+                  f"{med(r['p99_us'] for r in runs) / 1000:>8.2f}"
+                  f"{med(r['cpu_us'] for r in runs):>8.0f}"
+                  f"{med(r['web_us'] for r in runs):>8.0f}"
+                  + (f"{med(r['batch'] for r in runs):>7.1f}{med(ratios):>6.2f}x  "
+                     + ", ".join(f"{x:.2f}" for x in ratios) if hook else ""))
+    peak = max((r for s in shapes for r in results[s.name]["hookwatch"]),
+               key=lambda r: r["hwm"] + r["child_hwm"])
+    print(f"\nhookwatch resident memory, largest run: web process {peak['rss']:.0f} MiB (peak "
+          f"{peak['hwm']:.0f}), writer process {peak['child_rss']:.0f} MiB (peak "
+          f"{peak['child_hwm']:.0f}); together at most {peak['hwm'] + peak['child_hwm']:.0f} MiB")
+    print("ratio: hookwatch's committed webhooks/s over the bare FastAPI endpoint's req/s, per "
+          "round, median first (target >= 0.90x, p99 < 25 ms)")
 
 
 if __name__ == "__main__":

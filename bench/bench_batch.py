@@ -1,0 +1,78 @@
+"""The writer's transaction alone: CPU and wall time per event for each traffic shape and batch
+size, on a fresh SQLite file with the writer process's own connection (synchronous=FULL).
+
+No HTTP, no event loop, no pipe: what `storage.transaction.commit_events` costs the writer
+process per event, the figure the writer's share of bench_ingest.py's load comes from.
+
+    .venv/bin/python bench/bench_batch.py [--events 6000] [--sizes 8,32,128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.shapes import SHAPES, requests  # noqa: E402
+from hookwatch.hooks.payload import read_prediction  # noqa: E402
+from hookwatch.storage.batch import NewEvent  # noqa: E402
+from hookwatch.storage.engine import make_engine, writer_process_config  # noqa: E402
+from hookwatch.storage.migrate import upgrade  # noqa: E402
+from hookwatch.storage.transaction import commit_events  # noqa: E402
+from hookwatch.storage.writer_child import _Connection  # noqa: E402
+
+
+def events(shape: str, count: int, now: float) -> list[NewEvent]:
+    out = []
+    for line in requests(SHAPES[shape], count, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", now):
+        msg_id, ts, _sig, body = line.rstrip("\n").split("\t", 3)
+        raw = body.encode()
+        fields = read_prediction(json.loads(raw), {})
+        out.append(NewEvent(dedup_key="id:" + msg_id, source="signed", received_at=now,
+                            sent_at=float(ts), headers='{"content-type":"application/json"}',
+                            body=raw, **fields))
+    return out
+
+
+def run(shape: str, size: int, count: int, tmp: Path) -> tuple[float, float]:
+    path = tmp / f"{shape}-{size}.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    config = writer_process_config(engine, sqlite_synchronous="FULL")
+    engine.dispose()
+    assert config is not None
+    connection = _Connection(config)
+    now = time.time()
+    batch = events(shape, count, now)
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    for start in range(0, len(batch), size):
+        commit_events(connection.lend, batch[start:start + size], now=now + start / 5000,
+                      dialect="sqlite", retries=3, retried=[])
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    connection.conn.close()
+    return wall / len(batch) * 1e6, cpu / len(batch) * 1e6
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=6000)
+    parser.add_argument("--sizes", default="8,32,128")
+    parser.add_argument("--shapes", default=",".join(SHAPES))
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="hookwatch-batch-"))
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"{'shape':16}" + "".join(f"{f'batch {s}: wall/CPU us':>24}" for s in sizes))
+    for shape in args.shapes.split(","):
+        cells = [run(shape, size, args.events, tmp) for size in sizes]
+        print(f"{shape:16}" + "".join(f"{w:>15.0f} / {c:>5.0f}" for w, c in cells), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
