@@ -19,6 +19,7 @@ import argparse
 import os
 import re
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -108,6 +109,13 @@ def answered_2xx(port: int) -> int:
         ):
             total += float(line.rsplit(" ", 1)[1])
     return int(total)
+
+
+def free_port() -> int:
+    """A port nobody listens on now (others may run this benchmark on the same machine)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def serve(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -212,12 +220,13 @@ def main() -> int:
     parser.add_argument("--database", default=None,
                         help="default: a fresh SQLite file per run (a PostgreSQL URL is reused: "
                         "give an empty schema, e.g. via bench_replicas.py)")
-    parser.add_argument("--port", type=int, default=18080, help="hookwatch; +1 bare, +2 raw")
+    parser.add_argument("--port", type=int, default=0, help="hookwatch's (default: a free one)")
     args = parser.parse_args()
+    args.port = args.port or free_port()
     shapes = [SHAPES[name] for name in args.shapes.split(",")]
 
     tmp = Path(tempfile.mkdtemp(prefix="hookwatch-bench-"))
-    ports = {"bare FastAPI": args.port + 1, "raw ASGI": args.port + 2}
+    ports = {"bare FastAPI": free_port(), "raw ASGI": free_port()}
     procs = {"bare FastAPI": uvicorn(ports["bare FastAPI"], "bare_app:app", tmp),
              "raw ASGI": uvicorn(ports["raw ASGI"], "raw_app:app", tmp)}
     results: dict[str, dict[str, list[dict[str, float]]]] = {

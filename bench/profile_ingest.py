@@ -26,6 +26,7 @@ from bench.bench_ingest import (  # noqa: E402
     SECRET,
     VENV_BIN,
     children,
+    free_port,
     run_wrk,
     serve,
     stop,
@@ -60,10 +61,10 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--port", type=int, default=18090)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--out", type=Path, default=None, help="folder for the stacks")
     args = parser.parse_args()
+    args.port = free_port()
     tmp = Path(tempfile.mkdtemp(prefix="hookwatch-profile-"))
     out = args.out or tmp
     out.mkdir(parents=True, exist_ok=True)
@@ -80,8 +81,8 @@ def main() -> int:
         writer = children(hw.pid)
         for name, pid in [("web", hw.pid), *(("writer", p) for p in writer)]:
             spies.append(subprocess.Popen(
-                [str(VENV_BIN / "py-spy"), "record", "--nonblocking", "--format", "raw",
-                 "--duration", str(args.duration), "--pid", str(pid), "--output",
+                [str(VENV_BIN / "py-spy"), "record", "--nonblocking", "--rate", "250",
+                 "--format", "raw", "--duration", str(args.duration), "--pid", str(pid), "--output",
                  str(out / f"{name}.txt")], stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL))
         result = run_wrk(args, args.port, requests, args.duration)
