@@ -145,7 +145,8 @@ class Writer:
         quiet: one by one, the batch logs a summary instead)."""
         events = [event for event, _ in items]
         try:
-            result = await self._commit(loop, events)
+            # quiet: one event of a batch that failed; it must not share a transaction again.
+            result = await self._commit(loop, events, alone=quiet)
         except Exception as exc:
             if len(items) > 1:
                 # One bad event must not cost its batch-mates their answer: go one by one.
@@ -183,10 +184,12 @@ class Writer:
         self._count(events)
         return result
 
-    async def _commit(self, loop: asyncio.AbstractEventLoop, events: list[NewEvent]) -> BatchResult:
+    async def _commit(
+        self, loop: asyncio.AbstractEventLoop, events: list[NewEvent], *, alone: bool = False
+    ) -> BatchResult:
         if self._child is None:
             return await loop.run_in_executor(self._executor, self.commit, events)
-        result, retried = await self._child.commit(events, self._clock())
+        result, retried = await self._child.commit(events, self._clock(), alone=alone)
         self.retried.extend(retried)
         self._count(events)
         return result

@@ -6,9 +6,14 @@ up around every step: under load each batch waited on the busy loop for most of 
 parent's writer thread only sends the batch and waits, without the GIL, for the answer.
 
 Frames on the child's stdin and stdout: a 4-byte big-endian length, then a pickle. The pipe
-is private to the two processes. The child ignores SIGINT and SIGTERM: a Ctrl-C or a signal
-to the process group must not kill it while the parent still drains its queue. It exits when
-its stdin closes, so it never outlives the parent.
+is private to the two processes. Batches that wait in the pipe while one commits are committed
+together, in one transaction, and answered one by one in order: one fsync and one statement
+per table for all of them, where a commit each cost up to twice the CPU per event
+(bench/bench_batch.py: batches of 8 against 32).
+
+The child ignores SIGINT and SIGTERM: a Ctrl-C or a signal to the process group must not kill
+it while the parent still drains its queue. It exits when its stdin closes, so it never
+outlives the parent.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import contextlib
 import logging
 import os
 import pickle
+import select
 import signal
 import struct
 import sys
@@ -34,12 +40,17 @@ log = logging.getLogger("hookwatch.writer")
 
 _LENGTH = struct.Struct(">I")
 START_TIMEOUT = 30.0
+MERGE_MAX = 16
+"""At most this many batches in one transaction (the parent keeps writer.IN_FLIGHT in the
+pipe, so this bounds a merged transaction only if that grows)."""
 RESTART_AFTER = 1.0
 """After a failed start, batches are refused (503) this long before the next try: a database
 that is down must not cost a process spawn per batch."""
 
 
 Answer = tuple[BatchResult, list[str]]
+Batch = tuple[float, list[NewEvent], bool]
+"""A frame to the child: the commit time, the events, and whether to commit them alone."""
 
 
 class ChildFailed(Exception):
@@ -67,15 +78,56 @@ def _send(stream: IO[bytes], message: Any) -> None:
     stream.flush()
 
 
-def _receive(stream: IO[bytes]) -> Any:
-    head = stream.read(_LENGTH.size)
-    if len(head) < _LENGTH.size:
-        raise EOFError
-    size = _LENGTH.unpack(head)[0]
-    data = stream.read(size)
-    if len(data) < size:
-        raise EOFError
-    return pickle.loads(data)  # noqa: S301 - a private pipe between our own two processes
+class _Frames:
+    """The child's end of the pipe: whole frames, those already sent read without waiting."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = bytearray()
+        self.eof = False
+
+    def _read(self) -> None:
+        data = os.read(self.fd, 1 << 20)
+        if data:
+            self.buffer += data
+        else:
+            self.eof = True
+
+    def _take(self, limit: int) -> list[bytes]:
+        frames: list[bytes] = []
+        at = 0
+        while len(frames) < limit and len(self.buffer) - at >= _LENGTH.size:
+            size = _LENGTH.unpack_from(self.buffer, at)[0]
+            if len(self.buffer) - at - _LENGTH.size < size:
+                break
+            frames.append(bytes(self.buffer[at + _LENGTH.size : at + _LENGTH.size + size]))
+            at += _LENGTH.size + size
+        del self.buffer[:at]
+        return frames
+
+    def one(self) -> Any:
+        """The next frame's message; EOFError once the parent closed the pipe."""
+        while True:
+            frames = self._take(1)
+            if frames:
+                return pickle.loads(frames[0])  # noqa: S301 - our own two processes' pipe
+            if self.eof:
+                raise EOFError
+            self._read()
+
+    def waiting(self, limit: int) -> list[Any]:
+        """At least one message (waits for it), plus every whole one already in the pipe, at
+        most `limit`; [] once the parent closed the pipe and nothing is left."""
+        while True:
+            frames = self._take(limit)
+            if frames:
+                while not self.eof and select.select([self.fd], [], [], 0)[0]:
+                    self._read()
+                frames += self._take(limit - len(frames))
+                return [pickle.loads(f) for f in frames]  # noqa: S301 - as above
+            if self.eof:
+                return []
+            self._read()
 
 
 class WriterChild:
@@ -105,11 +157,16 @@ class WriterChild:
         proc = self._proc
         return proc.pid if proc is not None and proc.returncode is None else None
 
-    async def commit(self, events: Sequence[NewEvent], now: float) -> Answer:
-        """The batch's result and the reasons for any retries; ChildFailed if not committed."""
+    async def commit(self, events: Sequence[NewEvent], now: float, *, alone: bool = False
+                     ) -> Answer:
+        """The batch's result and the reasons for any retries; ChildFailed if not committed.
+
+        The child may commit it in one transaction with other batches waiting in the pipe;
+        `alone`: never (one suspect event must not take good ones down with it).
+        """
         proc = await self._started()
         assert proc.stdin is not None
-        frame = _frame((now, list(events)))  # before the future is queued: it may raise
+        frame = _frame((now, list(events), alone))  # before the future is queued: it may raise
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         # Appended and written with no await between: the pipe's order is the futures' order.
         self._pending.append(future)
@@ -252,11 +309,14 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
-    stdin = sys.stdin.buffer
+    stdin = _Frames(sys.stdin.fileno())
     # The frames get stdout to themselves: anything else printed goes to stderr instead.
     stdout = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    config: ChildConfig = _receive(stdin)
+    try:
+        config: ChildConfig = stdin.one()
+    except EOFError:
+        return 0
     try:
         connection = _Connection(config)
     except Exception as exc:
@@ -264,19 +324,49 @@ def main() -> int:
         return 1
     _send(stdout, ("ready",))
     while True:
-        try:
-            now, events = _receive(stdin)
-        except EOFError:
+        waiting: list[Batch] = stdin.waiting(MERGE_MAX)
+        if not waiting:
             return 0
-        retried: list[str] = []
-        try:
-            result = commit_events(connection.lend, events, now=now, dialect=config.dialect,
-                                   retries=config.retries, retried=retried)
-        except Exception as exc:
-            # The name only: a driver's message can quote the values it refused.
-            _send(stdout, ("error", type(exc).__name__))
-            continue
-        _send(stdout, ("ok", result, retried))
+        answers: list[Any] = []
+        group: list[Batch] = []
+        for batch in waiting:
+            if batch[2]:  # to be committed alone (the parent is isolating a bad event)
+                answers += _commit_merged(connection, group) + _commit_merged(connection, [batch])
+                group = []
+            else:
+                group.append(batch)
+        answers += _commit_merged(connection, group)
+        stdout.write(b"".join(_frame(answer) for answer in answers))
+        stdout.flush()
+
+
+def _commit_merged(connection: _Connection, batches: list[Batch]) -> list[Any]:
+    """One transaction for batches that waited together; one answer per batch, in order.
+
+    The merged batch is committed at the latest batch's time. Its outcomes are reported with
+    the first answer (the parent hands them on once per commit). If the merged transaction
+    fails, each batch gets the error and the parent retries its events one by one, as it
+    does for a single batch.
+    """
+    if not batches:
+        return []
+    events = [event for _, batch, _ in batches for event in batch]
+    retried: list[str] = []
+    try:
+        result = commit_events(connection.lend, events, now=max(b[0] for b in batches),
+                               dialect=connection.config.dialect,
+                               retries=connection.config.retries, retried=retried)
+    except Exception as exc:
+        # The name only: a driver's message can quote the values it refused.
+        return [("error", type(exc).__name__)] * len(batches)
+    answers: list[Any] = []
+    at = 0
+    for i, (_, batch, _) in enumerate(batches):
+        part = BatchResult(result.duplicates[at : at + len(batch)],
+                           result.counted if i == 0 else [])
+        answers.append(("ok", part, retried if i == 0 else []))
+        at += len(batch)
+    return answers
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ and never holds a credential on its command line."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import time
@@ -93,6 +94,94 @@ def test_batches_in_flight_together_see_each_other(
 
     assert asyncio.run(main()) == [False, True]
     assert scalar(sqlite_engine, "SELECT event_count FROM predictions WHERE id = 'p0'") == 1
+
+
+def _held(engine: Engine) -> Callable[[], None]:
+    """Hold SQLite's write lock from another connection, so the child's next commit waits
+    (busy_timeout) and the batches sent meanwhile queue up in the pipe; returns the release."""
+    assert engine.url.database is not None
+    import sqlite3
+
+    blocker = sqlite3.connect(engine.url.database, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+
+    def release() -> None:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+    return release
+
+
+def test_batches_waiting_in_the_pipe_commit_in_one_transaction(
+    sqlite_engine: Engine, clock: ManualClock
+) -> None:
+    """While one batch waits on the database, the next ones queue in the pipe; the child then
+    commits those together (one fsync) and still answers each batch on its own, in order."""
+    config = writer_process_config(sqlite_engine)
+    assert config is not None
+    first, second, third = (events(2, clock.now, p) for p in ("a", "b", "c"))
+    again = events(1, clock.now, "b")  # a duplicate of second's first event
+
+    async def main() -> list[list[bool]]:
+        child = WriterChild(config)
+        await child.start()
+        release = _held(sqlite_engine)
+        try:
+            waiting = [asyncio.ensure_future(child.commit(first, clock.now))]
+            await asyncio.sleep(0.3)  # the child has taken the first and waits on the lock
+            waiting += [asyncio.ensure_future(child.commit(batch, clock.now))
+                        for batch in (second, again, third)]
+            await asyncio.sleep(0.3)
+            release()
+            answers = await asyncio.gather(*waiting)
+        finally:
+            await child.stop()
+        return [result.duplicates for result, _ in answers]
+
+    assert asyncio.run(main()) == [[False, False], [False, False], [True], [False, False]]
+    marks = dict(scalar_rows(sqlite_engine, "SELECT id, counted_by FROM predictions"))
+    assert marks["b0"] == marks["b1"] == marks["c0"] == marks["c1"]  # one transaction
+    assert scalar(sqlite_engine, "SELECT count(*) FROM events") == 6
+    assert scalar(sqlite_engine, "SELECT sum(succeeded) FROM outcome_buckets "
+                                 "WHERE resolution = 60 AND scope = 'model'") == 6
+
+
+def test_a_batch_sent_alone_is_never_merged(sqlite_engine: Engine, clock: ManualClock) -> None:
+    """The writer isolates a bad event by sending it alone: the child must not put it in a
+    transaction with the good batches waiting beside it."""
+    config = writer_process_config(sqlite_engine)
+    assert config is not None
+    before, after = events(1, clock.now, "a"), events(1, clock.now, "c")
+    bad = [dataclasses.replace(before[0], dedup_key="id:bad", prediction_id="bad",
+                               error="\ud800 unencodable")]
+
+    async def main() -> list[object]:
+        child = WriterChild(config)
+        await child.start()
+        release = _held(sqlite_engine)
+        try:
+            blocked = asyncio.ensure_future(child.commit(events(1, clock.now, "x"), clock.now))
+            await asyncio.sleep(0.3)
+            waiting = [asyncio.ensure_future(child.commit(before, clock.now)),
+                       asyncio.ensure_future(child.commit(bad, clock.now, alone=True)),
+                       asyncio.ensure_future(child.commit(after, clock.now))]
+            await asyncio.sleep(0.3)
+            release()
+            await blocked
+            return list(await asyncio.gather(*waiting, return_exceptions=True))
+        finally:
+            await child.stop()
+
+    answers = asyncio.run(main())
+    assert isinstance(answers[1], ChildFailed)
+    assert not isinstance(answers[0], BaseException) and not isinstance(answers[2], BaseException)
+    assert sorted(scalar_list(sqlite_engine, "SELECT prediction_id FROM events")) == [
+        "a0", "c0", "x0"]
+
+
+def scalar_rows(engine: Engine, sql: str) -> list[tuple[str, str]]:
+    with engine.connect() as conn:
+        return [(str(a), str(b)) for a, b in conn.execute(text(sql))]
 
 
 def test_a_killed_child_loses_no_acknowledged_event_and_is_replaced(
