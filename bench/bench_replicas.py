@@ -1,21 +1,20 @@
 """Scale-out benchmark: ingest on PostgreSQL with one and two replicas, and the takeover time.
 
 Each replica is a real `hookwatch serve` process. The load is the receiver benchmark's: wrk
-replaying pre-signed, distinct webhooks (bench/replay.lua). With two replicas, two wrk
-processes split the same connections between them (what a round-robin load balancer does).
+replaying pre-signed, distinct webhooks of each traffic shape (bench/shapes.py, replay.lua).
+With two replicas, two wrk processes split the same connections between them (what a
+round-robin load balancer does).
 Each run starts on an empty schema; afterwards the stored events must equal the 2xx answers.
 Takeover: SIGKILL the leader, and time until the other replica's /readyz says it leads.
 
-    .venv/bin/python bench/bench_replicas.py [--duration 10] [--connections 64]
+    .venv/bin/python bench/bench_replicas.py [--duration 5] [--connections 32] [--shapes ...]
         [--database postgresql+psycopg://postgres@127.0.0.1:5432/test] [--takeovers 5]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import random
 import re
 import signal
 import statistics
@@ -33,8 +32,8 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hookwatch.hooks.signature import sign  # noqa: E402
-from hookwatch.simulate import lifecycle  # noqa: E402
+from bench.bench_ingest import free_port  # noqa: E402
+from bench.shapes import SHAPES, Shape, write_requests  # noqa: E402
 from hookwatch.storage.engine import make_engine  # noqa: E402
 from hookwatch.storage.migrate import upgrade  # noqa: E402
 
@@ -43,22 +42,6 @@ HOOKWATCH = str(Path(sys.executable).parent / "hookwatch")
 DEFAULT_DB = os.environ.get(
     "HOOKWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-
-
-def make_requests(path: Path, count: int, prefix: str, seed: int) -> None:
-    """count distinct signed requests (lifecycles: starting, processing, outcome)."""
-    rng = random.Random(seed)
-    now = int(time.time())
-    with path.open("w") as out:
-        n = 0
-        while n < count:
-            for body in lifecycle(rng=rng, now=now, model=f"acme/model-{rng.randrange(10)}",
-                                  deployment=f"acme/deploy-{rng.randrange(20)}", version="v1",
-                                  fail=rng.random() < 0.1):
-                raw = json.dumps(body, separators=(",", ":")).encode()
-                msg_id = f"msg_{prefix}_{n:09d}"
-                out.write(f"{msg_id}\t{now}\t{sign(SECRET, msg_id, now, raw)}\t{raw.decode()}\n")
-                n += 1
 
 
 class Schema:
@@ -155,10 +138,10 @@ def result(proc: subprocess.Popen[str]) -> dict[str, float]:
     return {k: float(v) for k, v in (kv.split("=") for kv in match.group(1).split())}
 
 
-def ingest(n: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+def ingest(n: int, shape: Shape, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """n replicas on one fresh schema, each driven by its own wrk; summed figures."""
     schema = Schema(args.database)
-    replicas = [Replica(args.port + i, schema.url, tmp) for i in range(n)]
+    replicas = [Replica(free_port(), schema.url, tmp) for i in range(n)]
     try:
         replicas[0].start().wait_role("leader")  # the first one up leads
         for r in replicas[1:]:
@@ -167,8 +150,9 @@ def ingest(n: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         files = []
         for i in range(n):
             files.append(tmp / f"requests-{n}-{i}.tsv")
-            make_requests(files[-1], per, prefix=f"r{n}x{i}", seed=100 * n + i)
-        runs = [wrk(r.url, f, args.duration, args.connections // n, threads=2 if n == 1 else 1)
+            write_requests(files[-1], shape, per, SECRET, time.time(), seed=100 * n + i,
+                           prefix=f"r{n}x{i}")
+        runs = [wrk(r.url, f, args.duration, args.connections // n, threads=1)
                 for r, f in zip(replicas, files, strict=True)]
         parts = [result(p) for p in runs]
         time.sleep(0.5)  # requests wrk abandoned at its deadline finish
@@ -190,7 +174,7 @@ def ingest(n: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 def takeovers(args: argparse.Namespace, tmp: Path) -> list[float]:
     """SIGKILL the leader; seconds until the survivor's /readyz says it leads. Repeated."""
     schema = Schema(args.database)
-    replicas = [Replica(args.port + 10 + i, schema.url, tmp) for i in range(2)]
+    replicas = [Replica(free_port(), schema.url, tmp) for i in range(2)]
     times: list[float] = []
     try:
         replicas[0].start().wait_role("leader")
@@ -212,43 +196,50 @@ def takeovers(args: argparse.Namespace, tmp: Path) -> list[float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--requests", type=int, default=120_000, help="per run, split by replica")
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--shapes", default=",".join(SHAPES),
+                        help=f"comma-separated, of: {', '.join(SHAPES)} (default: all)")
+    parser.add_argument("--requests", type=int, default=60_000, help="per run, split by replica")
     parser.add_argument("--database", default=DEFAULT_DB, help="a PostgreSQL URL")
-    parser.add_argument("--takeovers", type=int, default=5)
-    parser.add_argument("--port", type=int, default=18180)
+    parser.add_argument("--takeovers", type=int, default=5, help="0: skip the takeover test")
     args = parser.parse_args()
+    shapes = [SHAPES[name] for name in args.shapes.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="hookwatch-replicas-"))
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
           f"database {args.database.split('@')[-1]}; wrk {args.connections} connections, "
           f"{args.duration} s", flush=True)
 
     rows = {}
-    for n in (1, 2):
-        print(f"ingest with {n} replica(s) ...", flush=True)
-        rows[n] = ingest(n, args, tmp)
-    print(f"takeover x{args.takeovers} ...", flush=True)
-    times = takeovers(args, tmp)
+    for shape in shapes:
+        for n in (1, 2):
+            print(f"{shape.name}: ingest with {n} replica(s) ...", flush=True)
+            rows[(shape.name, n)] = ingest(n, shape, args, tmp)
+    times = []
+    if args.takeovers:
+        print(f"takeover x{args.takeovers} ...", flush=True)
+        times = takeovers(args, tmp)
 
     print()
-    print(f"{'replicas':10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'2xx':>9}{'non-2xx':>9}"
-          f"{'stored':>9}")
+    print(f"{'shape':16}{'replicas':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'2xx':>9}"
+          f"{'non-2xx':>9}{'stored':>9}  stored = 2xx sent")
     good = True
-    for n, r in rows.items():
-        print(f"{n:<10}{r['rps']:>9.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['ok']:>9.0f}"
-              f"{r['bad']:>9.0f}{r['stored']:>9}")
+    for (name, n), r in rows.items():
         equal = r["stored"] == r["sent"]
-        good = good and equal and r["bad"] == 0
-        print(f"{'':10}stored events {r['stored']} vs 2xx sent {r['sent']}: "
-              f"{'EQUAL' if equal else 'MISMATCH'}"
+        good = good and equal and r["bad"] == 0 and not r["exhausted"]
+        print(f"{name if n == 1 else '':16}{n:>9}{r['rps']:>9.0f}{r['p50_ms']:>9.2f}"
+              f"{r['p99_ms']:>9.2f}{r['ok']:>9.0f}{r['bad']:>9.0f}{r['stored']:>9}  "
+              f"{'EQUAL' if equal else 'MISMATCH ' + str(r['sent'])}"
               + ("  (wrk ran out of distinct requests: raise --requests)" if r["exhausted"]
                  else ""))
-    print(f"\ntwo replicas / one: {rows[2]['rps'] / rows[1]['rps']:.2f}x throughput "
-          f"(on {os.cpu_count()} CPUs shared by wrk, PostgreSQL and the replicas)")
-    print(f"takeover after SIGKILL of the leader (leader poll 1 s): "
-          f"min {min(times):.2f} s, median {statistics.median(times):.2f} s, "
-          f"max {max(times):.2f} s over {len(times)}")
+    for shape in shapes:
+        one, two = rows[(shape.name, 1)], rows[(shape.name, 2)]
+        print(f"{shape.name}: two replicas / one {two['rps'] / one['rps']:.2f}x throughput")
+    print(f"(on {os.cpu_count()} CPUs shared by wrk, PostgreSQL and the replicas)")
+    if times:
+        print(f"takeover after SIGKILL of the leader (leader poll 1 s): "
+              f"min {min(times):.2f} s, median {statistics.median(times):.2f} s, "
+              f"max {max(times):.2f} s over {len(times)}")
     return 0 if good else 1
 
 
