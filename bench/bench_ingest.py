@@ -217,9 +217,6 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--rate", type=int, default=16_000,
                         help="distinct requests prepared per second of --duration")
-    parser.add_argument("--database", default=None,
-                        help="default: a fresh SQLite file per run (a PostgreSQL URL is reused: "
-                        "give an empty schema, e.g. via bench_replicas.py)")
     parser.add_argument("--port", type=int, default=0, help="hookwatch's (default: a free one)")
     args = parser.parse_args()
     args.port = args.port or free_port()
@@ -246,7 +243,8 @@ def main() -> int:
                 row = results[shape.name]
                 for server in ("bare FastAPI", "raw ASGI"):
                     row[server].append(measure(args, procs[server].pid, ports[server], requests))
-                database = args.database or f"sqlite:///{tmp}/{shape.name}-{round_}.db"
+                # A fresh file a run; PostgreSQL, on a fresh schema a run: bench_replicas.py.
+                database = f"sqlite:///{tmp}/{shape.name}-{round_}.db"
                 hw = measure_hookwatch(args, tmp, shape, requests, warmup, database)
                 row["hookwatch"].append(hw)
                 problem = check(args, hw)
