@@ -1,5 +1,7 @@
-"""Ingest benchmark: committed webhooks/s and latency per traffic shape, against a bare FastAPI
-endpoint and a raw ASGI ceiling, in alternating rounds of one run.
+"""Ingest benchmark: committed webhooks/s per traffic shape against bare FastAPI and raw ASGI.
+
+Per shape, in alternating rounds of one run: hookwatch, a bare FastAPI endpoint, and a raw
+ASGI ceiling.
 
 All three run under the same uvicorn (one process, uvloop, httptools, no access log) and get
 the same pre-signed, distinct requests of each shape (bench/shapes.py) from wrk. The bare
