@@ -51,7 +51,7 @@ def who_was_told(alert: Mapping[str, Any]) -> str:
     """Whether anybody heard of a firing alert: muted, no notifiers, or which ones."""
     muted_by = alert.get("muted_by")
     if muted_by:
-        return f"muted by {muted_by}: nobody is notified of this one"
+        return f"muted ({muted_by}): nobody is notified of this one"
     notes = alert.get("notifications")
     names = sorted({str(n.get("notifier")) for n in notes if isinstance(n, Mapping)}
                    if isinstance(notes, list) else set())

@@ -24,7 +24,7 @@ def test_no_notifiers_is_said_plainly() -> None:
 
 def test_a_muted_alert_names_what_mutes_it() -> None:
     lines = fired_lines({"muted_by": "inhibited by model acme/demo", "notifications": []})
-    assert "muted by inhibited by model acme/demo: nobody is notified" in lines[1]
+    assert "muted (inhibited by model acme/demo): nobody is notified" in lines[1]
 
 
 def test_notified_channels_are_named() -> None:
