@@ -76,8 +76,21 @@ def step_all(
             before = known or AlertState(rule.name, rule.scope, name, since=now)
             after = step(before, verdict.breach, for_=rule.for_,
                          keep_firing_for=rule.keep_firing_for, now=now, value=verdict.value)
+            after = renew(before, after, verdict.renew_after, now=now)
             steps.append(Step(rule, before, after, verdict))
     return steps
+
+
+def renew(before: AlertState, after: AlertState, news_at: float | None, *, now: float
+          ) -> AlertState:
+    """A firing new_error alert that learns of a fingerprint newer than its trigger starts a
+    new episode, so that fingerprint is announced too (each new error fires once)."""
+    if (news_at is None or before.state != FIRING or after.state != FIRING
+            or before.fired_at is None or news_at <= before.fired_at):
+        return after
+    return dataclasses.replace(after, episode=after.episode + 1, since=now, fired_at=now,
+                               clear_since=None, notified=False, last_notified_at=None,
+                               acked_by=None)
 
 
 def active_inhibitors(steps: Iterable[Step], *, enabled: bool) -> Inhibitors:

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -25,6 +25,7 @@ from hookwatch.alerts.evaluate import (
 )
 from hookwatch.alerts.notify import route
 from hookwatch.alerts.rules import Rule
+from hookwatch.alerts.sightings import track
 from hookwatch.alerts.state import FIRING, OPEN, RESOLVED, AlertState, alert_key
 from hookwatch.alerts.store import (
     ModelMap,
@@ -36,9 +37,10 @@ from hookwatch.alerts.store import (
     take_lock,
     to_state,
 )
-from hookwatch.alerts.verdict import Inputs, StuckKey
+from hookwatch.alerts.verdict import Inputs, LineupKey, StuckKey
 from hookwatch.storage.rates import ScopeKey, multi_window_counts, stuck_counts
 from hookwatch.storage.tables import Alert, AlertTransition
+from hookwatch.storage.versions import Lineup, lineups
 from hookwatch.storage.window_cache import WindowCache
 
 log = logging.getLogger("hookwatch.alerts")
@@ -72,7 +74,11 @@ def read_inputs(engine: Engine, rules: Sequence[Rule], now: float,
             found = stuck_counts(conn, now=now, older_than=window, since=now - lookback,
                                  scope=scope)
             stuck.setdefault((window, lookback), {}).update(found)
-    return Inputs(counts=counts, stuck=stuck)
+        versions: dict[LineupKey, Mapping[str, Lineup]] = {
+            (scope, lookback): lineups(conn, scope=scope, now=now, lookback=lookback)
+            for scope, lookback in sorted({(r.scope, r.lookback) for r in rules
+                                           if r.kind == "regression"})}
+    return Inputs(counts=counts, stuck=stuck, lineups=versions, now=now)
 
 
 def run_evaluation(
@@ -93,6 +99,8 @@ def run_evaluation(
     read_done = time.perf_counter()
     with Session(engine) as session:
         now = take_lock(session, now)
+        inputs = dataclasses.replace(inputs, new_errors=track(session, rules, now=now,
+                                                              base_url=base_url))
         rows = {(r.rule, r.scope, r.name): r for r in load_alerts(session)}
         configured = {(rule.name, rule.scope) for rule in rules}
         prior = {k: to_state(r) for k, r in rows.items() if k[:2] in configured}

@@ -290,8 +290,66 @@ class NoTrafficRule(RuleBase):
         return self.window
 
 
+Confidence = Annotated[float, Field(gt=0, lt=1), number(0, 1, low_open=True, high_open=True)]
+Margin = Annotated[float, Field(ge=0, le=10), number(0, 10)]
+DEFAULT_MARGIN = {"error_rate": 0.02, "predict_time": 0.2}
+
+
+def _within_a_model(value: Any) -> Any:
+    if value not in ("model", "deployment"):
+        raise problem(f"{value!r}: regression compares versions within a model or a "
+                      'deployment: use scope = "model" or "deployment"')
+    return value
+
+
+def _default_margin(data: Any) -> Any:
+    """`margin` defaults by metric: two points of error rate, or 20% slower."""
+    if isinstance(data, dict) and "margin" not in data:
+        metric = data.get("metric", "error_rate")
+        return {**data, "margin": DEFAULT_MARGIN.get(metric, 0.02)}
+    return data
+
+
+class RegressionRule(RuleBase):
+    """Within each model (or deployment), the newest version by first seen against the one
+    before it, on error_rate or median predict_time, with anytime-valid evidence
+    (alerts/regression.py, docs/regression.md)."""
+
+    kind: Literal["regression"] = "regression"
+    scope: Annotated[Literal["model", "deployment"], BeforeValidator(_within_a_model)]
+    metric: Annotated[Literal["error_rate", "predict_time"],
+                      one_of(("error_rate", "predict_time"))] = "error_rate"
+    confidence: Confidence = 0.99  # fires when the evidence reaches 1 / (1 - confidence)
+    margin: Margin = 0.02  # absolute for error_rate, relative for predict_time
+    min_predictions: MinPredictions = 20  # on the new version (predict_time: on both)
+    lookback: PositiveDuration = 86400.0  # the versions are read over this span
+
+    _margin = model_validator(mode="before")(_default_margin)
+
+    def describe(self) -> str:
+        worse = (f"fails {self.margin:.0%} more often" if self.metric == "error_rate"
+                 else f"median predict time {self.margin:.0%} slower")
+        return (f"{super().describe()}: newest version {worse} than the one before it "
+                f"({self.confidence:.0%} confidence, >= {self.min_predictions} predictions)")
+
+
+class NewErrorRule(RuleBase):
+    """An error fingerprint never seen on the scope, or unseen for `quiet_for`, fires once
+    (alerts/new_error.py); the alert stays firing `window` after the newest one."""
+
+    kind: Literal["new_error"] = "new_error"
+    quiet_for: Duration = 0.0  # 0: only a fingerprint never seen counts as new
+    window: PositiveDuration = 3600.0
+
+    def describe(self) -> str:
+        again = (f", or unseen for {format_duration(self.quiet_for)}" if self.quiet_for
+                 else "")
+        return f"{super().describe()}: an error fingerprint never seen on it{again}"
+
+
 # Every kind; a new one is one model above and one member here.
-AnyRule = ErrorRateRule | BurnRateRule | StuckRule | NoTrafficRule
+AnyRule = (ErrorRateRule | BurnRateRule | StuckRule | NoTrafficRule | RegressionRule
+           | NewErrorRule)
 Rule = Annotated[AnyRule, Field(discriminator="kind")]
 RULE_KINDS: dict[str, type[RuleBase]] = {
     m.model_fields["kind"].default: m for m in get_args(AnyRule)

@@ -7,17 +7,23 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from hookwatch.alerts.duration import format_duration
+from hookwatch.alerts.new_error import NewErrors, judge_new_errors
+from hookwatch.alerts.regression import RegressionSpec, judge_regression
 from hookwatch.alerts.rules import (
     BurnRateRule,
     BurnWindow,
     ErrorRateRule,
+    NewErrorRule,
     NoTrafficRule,
+    RegressionRule,
     Rule,
     StuckRule,
 )
 from hookwatch.storage.rates import Counts, ScopeKey
+from hookwatch.storage.versions import Lineup
 
 StuckKey = tuple[float, float]  # (window, lookback) of a stuck rule
+LineupKey = tuple[str, float]  # (scope, lookback) of a regression rule
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,9 @@ class Inputs:
 
     counts: Mapping[float, Mapping[ScopeKey, Counts]] = field(default_factory=dict)
     stuck: Mapping[StuckKey, Mapping[ScopeKey, int]] = field(default_factory=dict)
+    lineups: Mapping[LineupKey, Mapping[str, Lineup]] = field(default_factory=dict)
+    new_errors: Mapping[str, NewErrors] = field(default_factory=dict)  # by rule name
+    now: float = 0.0  # when the inputs were read (regression's guard sums hours up to it)
 
     def count(self, window: float, key: ScopeKey) -> Counts:
         return self.counts.get(window, {}).get(key, Counts())
@@ -40,6 +49,11 @@ class Inputs:
         for table in (*self.counts.values(), *self.stuck.values()):
             for scope, name in table:
                 found.setdefault(scope, set()).add(name)
+        for (scope, _lookback), lineups in self.lineups.items():
+            found.setdefault(scope, set()).update(lineups)
+        for errors in self.new_errors.values():
+            for scope, name in errors.fresh:
+                found.setdefault(scope, set()).add(name)
         return found
 
 
@@ -49,6 +63,7 @@ class Verdict:
     value: float | None = None
     counts: Counts | None = None
     describe: Callable[[], str] = str  # the one-line text, built only when it is stored
+    renew_after: float | None = None  # new_error: a firing alert re-triggers for news after it
 
     @property
     def summary(self) -> str:
@@ -125,6 +140,19 @@ def _no_traffic(rule: NoTrafficRule, key: ScopeKey, inputs: Inputs) -> Verdict:
                                               f"({before.total} in the last {lookback})")
 
 
+def _regression(rule: RegressionRule, key: ScopeKey, inputs: Inputs) -> Verdict:
+    spec = RegressionSpec(metric=rule.metric, confidence=rule.confidence, margin=rule.margin,
+                          min_predictions=rule.min_predictions, lookback=rule.lookback)
+    lineup = inputs.lineups.get((rule.scope, rule.lookback), {}).get(key[1])
+    out = judge_regression(spec, lineup, inputs.now)
+    return Verdict(out.breach, out.evidence, out.counts, out.describe)
+
+
+def _new_error(rule: NewErrorRule, key: ScopeKey, inputs: Inputs) -> Verdict:
+    out = judge_new_errors(inputs.new_errors.get(rule.name), key)
+    return Verdict(out.breach, out.value, None, out.describe, renew_after=out.renew_after)
+
+
 def judge(rule: Rule, key: ScopeKey, inputs: Inputs) -> Verdict:
     # One case per rule kind (alerts/rules.py AnyRule); mypy checks each gets its own type.
     match rule:
@@ -136,3 +164,7 @@ def judge(rule: Rule, key: ScopeKey, inputs: Inputs) -> Verdict:
             return _stuck(rule, key, inputs)
         case NoTrafficRule():
             return _no_traffic(rule, key, inputs)
+        case RegressionRule():
+            return _regression(rule, key, inputs)
+        case NewErrorRule():
+            return _new_error(rule, key, inputs)
