@@ -145,8 +145,8 @@ BASE: dict[str, object] = {"name": "r", "kind": "error_rate", "scope": "deployme
         ({"for": 60}, "rules[0] (r): for: must be a duration string such as \"45s\", \"10m\", "
                       "\"1h30m\" or \"2d\", not int 60"),
         ({"window": "0s"}, "rules[0] (r): window: must be longer than zero"),
-        ({"kind": "latency"}, "rules[0] (r): kind: 'latency' is not one of error_rate, "
-                              "burn_rate, stuck, no_traffic"),
+        ({"kind": "vibes"}, "rules[0] (r): kind: 'vibes' is not one of error_rate, "
+                            "burn_rate, stuck, no_traffic, regression, new_error"),
         ({"scope": "region"}, "rules[0] (r): scope: 'region' is not one of model, "
                               "deployment, version"),
         ({"notify": ["team", "pager"]}, "rules[0] (r): notify: unknown notifier 'pager' "
