@@ -23,7 +23,7 @@ from hookwatch.alerts.sequential import (
 )
 from hookwatch.storage.rates import Counts
 from hookwatch.storage.rollups import percentile
-from hookwatch.storage.versions import Histogram, Lineup, Series, VersionStats
+from hookwatch.storage.versions import Histogram, Lineup, VersionStats
 
 
 @dataclass(frozen=True)
@@ -60,18 +60,12 @@ def _evidence_text(e: Evidence) -> str:
     return f"evidence {value} (fires at {e.needed:g})"
 
 
-def _sum_hours(series: Series, start: float, end: float) -> Counts:
-    """Outcomes of the hours starting in [hour of start, hour of end)."""
-    first, last = int(start) - int(start) % 3600, int(end) - int(end) % 3600
-    return sum((c for h, c in series.items() if first <= h < last), Counts())
-
-
 def confounded(lineup: Lineup, old: VersionStats, new: VersionStats, spec: RegressionSpec,
                now: float) -> str | None:
     """Why the comparison cannot be trusted now, or None: the peers' error rate over the new
     version's hours is worse than over the old version's hours by the margin."""
-    before = _sum_hours(lineup.peers, old.first_seen, new.first_seen)
-    after = _sum_hours(lineup.peers, new.first_seen, now + 3600)
+    before = lineup.peers(old.first_seen, new.first_seen)
+    after = lineup.peers(new.first_seen, now + 3600)
     if min(before.decided, after.decided) < spec.min_predictions:
         return None
     rate_before, rate_after = before.error_rate or 0.0, after.error_rate or 0.0

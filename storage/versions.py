@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, literal, or_, select
 
 from hookwatch.storage.rates import (
     HOUR,
@@ -55,16 +55,25 @@ class VersionStats:
 
 @dataclass(frozen=True)
 class Lineup:
-    """A model's or deployment's versions, oldest first seen first, and its peers' hourly
-    outcomes (the rest of the fleet for a model, the model's other deployments for a
-    deployment) for the confounding guard."""
+    """A model's or deployment's versions, oldest first seen first, and what the confounding
+    guard compares it with: the hourly outcomes of a population it belongs to (`total`: the
+    whole fleet for a model, the model's deployments for a deployment) and its own (`own`),
+    so its peers are the difference."""
 
     scope: str
     name: str
     versions: tuple[VersionStats, ...]
-    peers: Series = field(default_factory=dict)
+    total: Series = field(default_factory=dict)  # shared between lineups: never mutated
+    own: Series = field(default_factory=dict)
     peers_label: str = "all other models"
     since: float = 0.0  # the lookback's start: a version first seen here may be older
+
+    def peers(self, start: float, end: float) -> Counts:
+        """The peers' outcomes over the hours starting in [hour of start, hour of end)."""
+        first, last = _hour(start), _hour(end)
+        whole = sum((c for h, c in self.total.items() if first <= h < last), Counts())
+        mine = sum((c for h, c in self.own.items() if first <= h < last), Counts())
+        return _minus(whole, mine)
 
     def newest_pair(self) -> tuple[VersionStats, VersionStats] | None:
         """(previous, newest) by first seen, or None with fewer than two versions."""
@@ -90,56 +99,73 @@ def _minus(a: Counts, b: Counts) -> Counts:
 def model_lineups(
     db: Db, *, now: float, lookback: float, names: Iterable[str] | None = None
 ) -> dict[str, Lineup]:
-    """Every model with at least one version seen in the lookback (or those in `names`)."""
+    """Every model with at least one version seen in the lookback (or those in `names`).
+
+    One row per version (totals and first hour, summed by the database), its predict-time
+    histogram, the fleet's hourly totals, and the own hourly series only of models whose
+    newest version is new within the lookback (the guard's input): most models, most of the
+    time, have none.
+    """
     conn = as_connection(db)
     since = _hour(now - lookback)
     wanted = set(names) if names is not None else None
-    outcome_q = select(_OUTCOME.name, _OUTCOME.start,
-                       *(getattr(_OUTCOME, c) for c in OUTCOME_COLUMNS)).where(
-        _OUTCOME.resolution == HOUR, _OUTCOME.scope == "version", _OUTCOME.start >= since,
-        _OUTCOME.start <= now)
-    per_version: dict[str, dict[int, Counts]] = {}
-    for row in conn.execute(outcome_q):
+    where = [_OUTCOME.resolution == HOUR, _OUTCOME.scope == "version",
+             _OUTCOME.start >= since, _OUTCOME.start <= now]
+    if wanted is not None:
+        where.append(or_(*(_OUTCOME.name.like(f"{_escape(m)}:%", escape="\\")
+                           for m in sorted(wanted))) if wanted else literal(False))
+    totals_q = select(_OUTCOME.name, func.min(_OUTCOME.start),
+                      *(func.sum(getattr(_OUTCOME, c)) for c in OUTCOME_COLUMNS)
+                      ).where(*where).group_by(_OUTCOME.name)
+    totals: dict[str, Counts] = {}
+    first: dict[str, float] = {}
+    for row in conn.execute(totals_q):
         model, sep, _version = str(row[0]).rpartition(":")
         if not sep or (wanted is not None and model not in wanted):
             continue
-        per_version.setdefault(str(row[0]), {})[int(row[1])] = Counts(*(int(v) for v in row[2:]))
-    if not per_version:
+        totals[str(row[0])] = Counts(*(int(v or 0) for v in row[2:]))
+        first[str(row[0])] = float(row[1])
+    if not totals:
         return {}
     latency_q = select(_LATENCY.name, _LATENCY.bin, func.sum(_LATENCY.count)).where(
         _LATENCY.resolution == HOUR, _LATENCY.scope == "version", _LATENCY.metric == "predict",
         _LATENCY.start >= since, _LATENCY.start <= now,
-        *_scope_filter(_LATENCY, None, per_version)).group_by(_LATENCY.name, _LATENCY.bin)
+        *_scope_filter(_LATENCY, None, totals)).group_by(_LATENCY.name, _LATENCY.bin)
     hists: dict[str, Histogram] = {}
     for name, bin_index, count in conn.execute(latency_q):
         hists.setdefault(str(name), {})[int(bin_index)] = int(count)
-    first = {name: float(min(hours)) for name, hours in per_version.items()}
     _refine_first_seen(conn, first, now=now)
-    fleet: Series = {}
-    fleet_q = select(_OUTCOME.start, *(func.sum(getattr(_OUTCOME, c)) for c in OUTCOME_COLUMNS)
-                     ).where(_OUTCOME.resolution == HOUR, _OUTCOME.scope == "model",
-                             _OUTCOME.start >= since, _OUTCOME.start <= now
-                             ).group_by(_OUTCOME.start)
-    for row in conn.execute(fleet_q):
-        fleet[int(row[0])] = Counts(*(int(v or 0) for v in row[1:]))
     by_model: dict[str, list[VersionStats]] = {}
-    for name, hourly in per_version.items():
+    for name, total in totals.items():
         model, _, version = name.rpartition(":")
-        total = sum(hourly.values(), Counts())
         by_model.setdefault(model, []).append(
-            VersionStats(version, first[name], total, hists.get(name, {}), dict(hourly)))
-    lineups: dict[str, Lineup] = {}
-    for model, versions in by_model.items():
+            VersionStats(version, first[name], total, hists.get(name, {})))
+    for versions in by_model.values():
         versions.sort(key=lambda v: (v.first_seen, v.version))
-        own: Series = {}
-        for v in versions:
-            for start, counts in v.hourly.items():
-                _add(own, start, counts)
-        peers = {start: _minus(counts, own.get(start, Counts()))
-                 for start, counts in fleet.items()}
-        lineups[model] = Lineup("model", model, tuple(versions), peers, "all other models",
-                                float(since))
-    return lineups
+    rolling = sorted(m for m, vs in by_model.items() if len(vs) > 1 and vs[-1].first_seen > since)
+    fleet: Series = {}
+    own: dict[str, Series] = {}
+    if rolling:
+        hourly = [_OUTCOME.resolution == HOUR, _OUTCOME.scope == "model",
+                  _OUTCOME.start >= since, _OUTCOME.start <= now]
+        fleet_q = select(_OUTCOME.start, *(func.sum(getattr(_OUTCOME, c))
+                                           for c in OUTCOME_COLUMNS)
+                         ).where(*hourly).group_by(_OUTCOME.start)
+        for row in conn.execute(fleet_q):
+            fleet[int(row[0])] = Counts(*(int(v or 0) for v in row[1:]))
+        own_q = select(_OUTCOME.name, _OUTCOME.start,
+                       *(getattr(_OUTCOME, c) for c in OUTCOME_COLUMNS)).where(
+            *hourly, *_scope_filter(_OUTCOME, None, rolling))
+        for row in conn.execute(own_q):
+            own.setdefault(str(row[0]), {})[int(row[1])] = Counts(*(int(v) for v in row[2:]))
+    return {model: Lineup("model", model, tuple(versions), fleet, own.get(model, {}),
+                          "all other models", float(since))
+            for model, versions in by_model.items()}
+
+
+def _escape(name: str) -> str:
+    """A model name as a LIKE prefix: its wildcards matched literally."""
+    return name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _refine_first_seen(conn: Connection, first: dict[str, float], *, now: float) -> None:
@@ -164,44 +190,54 @@ def deployment_lineups(db: Db, *, now: float, lookback: float) -> dict[str, Line
         _PRED.status.in_(("succeeded", "failed")), _PRED.counted_at >= since,
         _PRED.counted_at <= now, _PRED.deployment.is_not(None))
     first: dict[tuple[str, str], float] = {}
-    counts: dict[tuple[str, str], Series] = {}
+    tallies: dict[tuple[str, str], dict[int, list[int]]] = {}  # hour -> [succeeded, failed]
     hists: dict[tuple[str, str], Histogram] = {}
     models: dict[str, str] = {}
     for deployment, model, version, status, predict_time, first_seen, counted in (
             as_connection(db).execute(query)):
-        key = (str(deployment), str(version) if version else "(none)")
-        if model:
-            models.setdefault(key[0], str(model))
-        seen = float(first_seen if first_seen is not None else counted)
-        first[key] = min(first.get(key, seen), seen)
-        one = Counts(succeeded=1) if status == "succeeded" else Counts(failed=1)
-        _add(counts.setdefault(key, {}), _hour(float(counted)), one)
+        key = (deployment, version or "(none)")
+        if model and deployment not in models:
+            models[deployment] = model
+        seen = first_seen if first_seen is not None else counted
+        if seen < first.get(key, seen + 1):
+            first[key] = seen
+        hour = int(counted) - int(counted) % HOUR
+        tally = tallies.setdefault(key, {}).setdefault(hour, [0, 0])
+        tally[status == "failed"] += 1
         if predict_time is not None and predict_time >= 0:
             hist = hists.setdefault(key, {})
             b = latency_bin(float(predict_time))
             hist[b] = hist.get(b, 0) + 1
     per_deployment: dict[str, list[VersionStats]] = {}
     own: dict[str, Series] = {}
-    for key, hourly in counts.items():
+    for key, hours in tallies.items():
         deployment, version = key
+        hourly = {h: Counts(succeeded=t[0], failed=t[1]) for h, t in hours.items()}
         per_deployment.setdefault(deployment, []).append(VersionStats(
-            version, first[key], sum(hourly.values(), Counts()), hists.get(key, {}), hourly))
+            version, float(first[key]), sum(hourly.values(), Counts()), hists.get(key, {}),
+            hourly))
         for start, c in hourly.items():
             _add(own.setdefault(deployment, {}), start, c)
+    fleet: Series = {}
+    by_model: dict[str, Series] = {}
+    members: dict[str, int] = {}
+    for deployment, series in own.items():
+        model = models.get(deployment)
+        members[model or ""] = members.get(model or "", 0) + 1
+        for start, c in series.items():
+            _add(fleet, start, c)
+            if model:
+                _add(by_model.setdefault(model, {}), start, c)
     lineups: dict[str, Lineup] = {}
     for deployment, versions in per_deployment.items():
         versions.sort(key=lambda v: (v.first_seen, v.version))
-        siblings = [d for d, m in models.items()
-                    if d != deployment and m == models.get(deployment)]
-        label = f"the other deployments of {models.get(deployment)}"
-        if not siblings:
-            siblings, label = [d for d in own if d != deployment], "all other deployments"
-        peers: Series = {}
-        for d in siblings:
-            for start, c in own.get(d, {}).items():
-                _add(peers, start, c)
-        lineups[deployment] = Lineup("deployment", deployment, tuple(versions), peers, label,
-                                     since)
+        model = models.get(deployment)
+        if model and members.get(model, 0) > 1:
+            total, label = by_model[model], f"the other deployments of {model}"
+        else:
+            total, label = fleet, "all other deployments"
+        lineups[deployment] = Lineup("deployment", deployment, tuple(versions), total,
+                                     own.get(deployment, {}), label, since)
     return lineups
 
 
