@@ -56,7 +56,8 @@ def pct(rate: float) -> str:
 
 
 def _evidence_text(e: Evidence) -> str:
-    value = f"{e.value:.3g}" if e.value < 1e6 else f"{e.value:.1e}"
+    v = e.value
+    value = f"{v:.3g}" if v < 1000 else f"{v:,.0f}" if v < 1e6 else f"{v:.1e}"
     return f"evidence {value} (fires at {e.needed:g})"
 
 
