@@ -16,6 +16,7 @@ from hookwatch.alerts.tables import Alert
 from hookwatch.config import load_config
 from hookwatch.notifiers.message import AlertMessage
 from hookwatch.notifiers.outbox import Notification
+from hookwatch.notifiers.render import context
 from tests.alerts.helpers import config_text, event, ingest
 from tests.conftest import ManualClock
 
@@ -103,6 +104,7 @@ def test_a_new_fingerprint_fires_once_with_example_version_and_link(
     assert ("new error on version v2: ValueError: image size <n> is not a multiple of <n> "
             "(first example: 'ValueError: image size 1025 is not a multiple of 64', "
             f"{BASE_URL}/predictions/pred-new-1)") in trigger.summary
+    assert context(trigger)["measure"].startswith("new error on version v2: ValueError")
 
     for _ in range(3):  # repeats, and the old fingerprint again: nothing new to say
         clock.advance(60)

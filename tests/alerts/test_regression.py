@@ -16,6 +16,7 @@ from hookwatch.alerts.tables import Alert
 from hookwatch.config import ConfigError, load_config
 from hookwatch.notifiers.message import AlertMessage
 from hookwatch.notifiers.outbox import Notification
+from hookwatch.notifiers.render import context
 from hookwatch.storage.versions import deployment_lineups, model_lineups
 from tests.alerts.helpers import config_text, event, ingest
 from tests.conftest import ManualClock
@@ -92,6 +93,9 @@ def test_a_worse_new_version_fires_with_both_versions_counts(
     [message] = messages(engine)
     assert message.kind == "trigger" and message.rule_kind == "regression"
     assert "10 of 40 failed (25%) against 3 of 300 (1%)" in message.summary
+    measured = context(message)["measure"]  # what every channel's template shows
+    assert measured.startswith("version 5c7d5dc6: 10 of 40 failed (25%)")
+    assert "evidence 2,683 (fires at 100)" in measured
 
     clock.advance(3600)  # a newer, healthy version takes over: the comparison moves on
     traffic(engine, clock, version=V3, ok=100, failed=0)
