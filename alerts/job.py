@@ -40,7 +40,7 @@ from hookwatch.alerts.store import (
 from hookwatch.alerts.verdict import Inputs, LineupKey, StuckKey
 from hookwatch.storage.rates import ScopeKey, multi_window_counts, stuck_counts
 from hookwatch.storage.tables import Alert, AlertTransition
-from hookwatch.storage.versions import Lineup, lineups
+from hookwatch.storage.versions import Lineup, LineupCache, lineups
 from hookwatch.storage.window_cache import WindowCache
 
 log = logging.getLogger("hookwatch.alerts")
@@ -58,7 +58,8 @@ class Result:
 
 
 def read_inputs(engine: Engine, rules: Sequence[Rule], now: float,
-                cache: WindowCache | None = None) -> Inputs:
+                cache: WindowCache | None = None,
+                lineup_cache: LineupCache | None = None) -> Inputs:
     """One short read transaction: the windows' counts (through the cache of closed buckets
     when given, else one scan per resolution) and the stuck counts."""
     windows, stuck_params = needs(rules)
@@ -74,8 +75,9 @@ def read_inputs(engine: Engine, rules: Sequence[Rule], now: float,
             found = stuck_counts(conn, now=now, older_than=window, since=now - lookback,
                                  scope=scope)
             stuck.setdefault((window, lookback), {}).update(found)
+        read = lineup_cache.get if lineup_cache is not None else lineups
         versions: dict[LineupKey, Mapping[str, Lineup]] = {
-            (scope, lookback): lineups(conn, scope=scope, now=now, lookback=lookback)
+            (scope, lookback): read(conn, scope=scope, now=now, lookback=lookback)
             for scope, lookback in sorted({(r.scope, r.lookback) for r in rules
                                            if r.kind == "regression"})}
     return Inputs(counts=counts, stuck=stuck, lineups=versions, now=now)
@@ -91,11 +93,12 @@ def run_evaluation(
     notifiers: Iterable[str] = (),
     cache: WindowCache | None = None,
     model_map: ModelMap | None = None,
+    lineup_cache: LineupCache | None = None,
 ) -> Result:
     """Evaluate every rule once. Safe to run from several threads, processes or replicas at
     once: the evaluator row lock serialises the decide-and-write part."""
     started = time.perf_counter()
-    inputs = read_inputs(engine, rules, now, cache)
+    inputs = read_inputs(engine, rules, now, cache, lineup_cache)
     read_done = time.perf_counter()
     with Session(engine) as session:
         now = take_lock(session, now)
@@ -207,6 +210,7 @@ class Evaluator:
     notifiers: Iterable[str] = ()
     cache: WindowCache = field(default_factory=WindowCache)
     model_map: ModelMap = field(default_factory=ModelMap)
+    lineups: LineupCache = field(default_factory=LineupCache)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def evaluate(self, now: float) -> Result:
@@ -214,7 +218,7 @@ class Evaluator:
             result = run_evaluation(
                 self.engine, rules=self.rules, now=now, base_url=self.base_url,
                 inhibit=self.inhibit, notifiers=self.notifiers, cache=self.cache,
-                model_map=self.model_map,
+                model_map=self.model_map, lineup_cache=self.lineups,
             )
         if result.transitions or result.notifications:
             log.info("evaluated %d alert instances: %d transitions, %d notifications",

@@ -38,6 +38,7 @@ from hookwatch.alerts.rules import Rule  # noqa: E402
 from hookwatch.storage.engine import make_engine  # noqa: E402
 from hookwatch.storage.migrate import upgrade  # noqa: E402
 from hookwatch.storage.rollups import latency_bin  # noqa: E402
+from hookwatch.storage.versions import LineupCache  # noqa: E402
 
 NOW = 1_795_000_000.0
 MODELS = 1000
@@ -131,17 +132,19 @@ def build(path: Path) -> None:
     conn.close()
 
 
-def timed(path: Path, rules: list[Rule], evals: int) -> tuple[float, float, dict[str, int]]:
+def timed(path: Path, rules: list[Rule], evals: int, *, cached: bool
+          ) -> tuple[float, float, dict[str, int]]:
     engine = make_engine(f"sqlite:///{path}")
     with engine.begin() as conn:
         for table in ("alerts", "alert_transitions", "notifications", "alert_evaluator",
                       "error_sightings", "error_sighting_cursors"):
             conn.execute(text(f"DELETE FROM {table}"))
     walls: list[float] = []
+    cache = LineupCache() if cached else None
     for i in range(evals + 1):
         started = time.perf_counter()
         run_evaluation(engine, rules=rules, now=NOW + 15 * i, base_url="http://bench",
-                       notifiers={"team"})
+                       notifiers={"team"}, lineup_cache=cache)
         walls.append((time.perf_counter() - started) * 1000)
     with engine.connect() as conn:
         states = {f"{r}:{s}": n for r, s, n in conn.execute(text(
@@ -168,9 +171,12 @@ def evaluation(evals: int) -> None:
                                  notify=("team",))]
         for label, chosen in (("model regression x2 + new_error", model_rules),
                               ("deployment regression", deployment_rules)):
-            first, steady, states = timed(path, chosen, evals)
-            print(f"  {label}: first {first:.0f} ms, then median {steady:.0f} ms; "
-                  f"alerts {states}")
+            for cached in (False, True):
+                first, steady, states = timed(path, chosen, evals, cached=cached)
+                how = ("with the service's lineup cache (versions re-read each minute)"
+                       if cached else "versions read at every evaluation")
+                print(f"  {label}, {how}: first {first:.0f} ms, then median {steady:.0f} ms;"
+                      f" alerts {states}")
 
 
 def main() -> None:

@@ -247,3 +247,22 @@ def lineups(db: Db, *, scope: str, now: float, lookback: float) -> Mapping[str, 
     if scope == "deployment":
         return deployment_lineups(db, now=now, lookback=lookback)
     raise ValueError("regression compares versions within a model or a deployment")
+
+
+class LineupCache:
+    """Lineups kept for `max_age` seconds: versions change over minutes, while the evaluator
+    runs every 15 s and after failures (up to twice a second), and a read of every version
+    of 1,000 models costs a large share of a second."""
+
+    def __init__(self, *, max_age: float = 60.0) -> None:
+        self.max_age = max_age
+        self._kept: dict[tuple[str, float], tuple[float, Mapping[str, Lineup]]] = {}
+
+    def get(self, db: Db, *, scope: str, now: float, lookback: float) -> Mapping[str, Lineup]:
+        key = (scope, lookback)
+        hit = self._kept.get(key)
+        if hit is not None and 0 <= now - hit[0] < self.max_age:
+            return hit[1]
+        fresh = lineups(db, scope=scope, now=now, lookback=lookback)
+        self._kept[key] = (now, fresh)
+        return fresh

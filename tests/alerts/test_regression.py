@@ -17,7 +17,7 @@ from hookwatch.config import ConfigError, load_config
 from hookwatch.notifiers.message import AlertMessage
 from hookwatch.notifiers.outbox import Notification
 from hookwatch.notifiers.render import context
-from hookwatch.storage.versions import deployment_lineups, model_lineups
+from hookwatch.storage.versions import LineupCache, deployment_lineups, model_lineups
 from tests.alerts.helpers import config_text, event, ingest
 from tests.conftest import ManualClock
 
@@ -194,3 +194,15 @@ def test_config_problems(tmp_path: Path, extra: str, problem: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert any(problem in p for p in caught.value.problems), caught.value.problems
+
+
+def test_the_lineup_cache_rereads_after_max_age(engine: Engine, clock: ManualClock) -> None:
+    cache = LineupCache(max_age=60)
+    traffic(engine, clock, version=V1, ok=10, failed=0)
+    with engine.connect() as conn:
+        first = cache.get(conn, scope="model", now=clock.now, lookback=86400)
+        traffic(engine, clock, version=V2, ok=10, failed=0)
+        assert cache.get(conn, scope="model", now=clock.now + 59, lookback=86400) is first
+        again = cache.get(conn, scope="model", now=clock.now + 60, lookback=86400)
+    assert [v.version for v in first["acme/sdxl"].versions] == [V1]
+    assert [v.version for v in again["acme/sdxl"].versions] == [V1, V2]
