@@ -102,14 +102,17 @@ def _error_rate(spec: RegressionSpec, lineup: Lineup, old: VersionStats, new: Ve
 
     if n1 < spec.min_predictions or n0 == 0:
         return Outcome(None, None, new.counts,
-                       lambda: f"{seen()}: under {spec.min_predictions} predictions on each "
-                               "side, no verdict")
+                       lambda: f"{seen()}: under {spec.min_predictions} predictions on the new "
+                               "version (or none on the old), no verdict")
     e = evidence(log_evidence_rates(x0, n0, x1, n1, spec.margin), spec.confidence)
-    why = confounded(lineup, old, new, spec, now)
-    if why is not None:
-        return Outcome(None, e.value, new.counts, lambda: f"{seen()}; {why}")
-    text = lambda: f"{seen()}; {_evidence_text(e)}"  # noqa: E731
+
+    def text() -> str:
+        return f"{seen()}; {_evidence_text(e)}"
+
     if e.reached:
+        why = confounded(lineup, old, new, spec, now)
+        if why is not None:
+            return Outcome(None, e.value, new.counts, lambda: f"{text()}; {why}")
         return Outcome(True, e.value, new.counts, text)
     within = x1 / n1 <= x0 / n0 + spec.margin
     return Outcome(False if within else None, e.value, new.counts, text)

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from hookwatch.alerts.job import run_evaluation
+from hookwatch.alerts.regression import RegressionSpec, judge_regression
 from hookwatch.alerts.rules import Rule
 from hookwatch.alerts.tables import Alert
 from hookwatch.config import ConfigError, load_config
@@ -143,6 +144,10 @@ def test_a_fleet_wide_outage_is_not_blamed_on_the_version(
         lineup = model_lineups(conn, now=clock.now, lookback=86400)["acme/sdxl"]
     assert [v.version for v in lineup.versions] == [V1, V2]
     assert lineup.peers(lineup.since, clock.now + 3600).failed == 52
+    verdict = judge_regression(RegressionSpec(), lineup, clock.now)
+    assert verdict.breach is None
+    assert verdict.describe().endswith("all other models worsened too, 1% to 25% since "
+                                       "5c7d5dc6 appeared: no verdict while they do")
 
 
 def test_deployment_scope_reads_its_own_versions(engine: Engine, clock: ManualClock,
