@@ -3,10 +3,11 @@ the version before it, with anytime-valid evidence (alerts.sequential)?
 
 breach True when the evidence reaches 1 / (1 - confidence); False once the new version's
 rate (or median) is back within the margin of the old one's, or when no version is new
-within the lookback; None (no verdict, the alert stays as it is) in between, under
-`min_predictions`, or while the guard against time confounding holds: the peers (the rest
-of the fleet for a model, the model's other deployments for a deployment) worsened by the
-margin over the same hours, so the new version's first hours overlap a wider outage.
+within the lookback (or only one was seen in it); None (no verdict, the alert stays as it
+is) in between, under `min_predictions`, or while the guard against time confounding holds:
+the peers (the rest of the fleet for a model, the model's other deployments for a
+deployment) worsened by the margin over the same hours, so the new version's first hours
+overlap a wider outage.
 """
 
 from __future__ import annotations
@@ -78,8 +79,10 @@ def confounded(lineup: Lineup, old: VersionStats, new: VersionStats, spec: Regre
 
 def judge_regression(spec: RegressionSpec, lineup: Lineup | None, now: float) -> Outcome:
     pair = lineup.newest_pair() if lineup is not None else None
-    if lineup is None or pair is None:
-        return Outcome(None, None, None, lambda: "one version only, nothing to compare")
+    if lineup is None or pair is None:  # clear: a firing alert whose old version aged out
+        span = format_duration(spec.lookback)  # of the lookback resolves
+        return Outcome(False, None, None,
+                       lambda: f"one version in the last {span}, nothing to compare")
     old, new = pair
     if new.first_seen <= lineup.since:
         span = format_duration(spec.lookback)
