@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 # Fixed before any data (a prior chosen from the data would void the guarantee). Error
 # rates: Beta(1/2, 5), mean 9%, because most error rates are small. The sign test's share
@@ -95,6 +96,7 @@ def _null_max_two_sample(x0: int, n0: int, x1: int, n1: int, margin: float) -> f
     return max(f_left, f_right, edge(0.0), edge(1.0 - margin))
 
 
+@lru_cache(maxsize=16384)  # the evaluator asks again with the same counts every 15 s
 def log_evidence_rates(x0: int, n0: int, x1: int, n1: int, margin: float = 0.0) -> float:
     """log E that the new failure rate (x1 of n1) exceeds the old (x0 of n0) by more than
     `margin` (absolute)."""
@@ -106,6 +108,7 @@ def log_evidence_rates(x0: int, n0: int, x1: int, n1: int, margin: float = 0.0) 
     return mixture - _null_max_two_sample(x0, n0, x1, n1, margin)
 
 
+@lru_cache(maxsize=16384)
 def log_evidence_above(above: int, trials: int) -> float:
     """log E that more than half of the new predictions are above the reference (a sign
     test of P(above) <= 1/2)."""
