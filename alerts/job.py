@@ -61,7 +61,8 @@ def read_inputs(engine: Engine, rules: Sequence[Rule], now: float,
                 cache: WindowCache | None = None,
                 lineup_cache: LineupCache | None = None) -> Inputs:
     """One short read transaction: the windows' counts (through the cache of closed buckets
-    when given, else one scan per resolution) and the stuck counts."""
+    when given, else one scan per resolution), the stuck counts, and the versions side by
+    side that regression rules compare (through the lineup cache when given)."""
     windows, stuck_params = needs(rules)
     stuck: dict[StuckKey, dict[ScopeKey, int]] = {}
     with engine.connect() as conn:
