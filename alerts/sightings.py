@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Column, Index, Text
 from sqlalchemy import select as sa_select
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from hookwatch.alerts.new_error import (
     SETTLE,
@@ -21,40 +20,11 @@ from hookwatch.alerts.new_error import (
 )
 from hookwatch.alerts.rules import Rule
 from hookwatch.storage.rollups import scope_names
-from hookwatch.storage.tables import Prediction
+from hookwatch.storage.tables import ErrorSighting, Prediction, SightingCursor
 
 SEED_SPAN = 7 * 86400.0
 """A rule's first evaluation learns this much history (or quiet_for, if longer), so it does
 not announce every fingerprint the install already knows."""
-
-
-class ErrorSighting(SQLModel, table=True):
-    """One fingerprint on one scope, for one new_error rule (alerts.new_error.Sighting)."""
-
-    __tablename__ = "error_sightings"
-    __table_args__ = (Index("ix_error_sightings_rule_appeared", "rule", "appeared_at"),)
-
-    rule: str = Field(primary_key=True, max_length=100)
-    scope: str = Field(primary_key=True, max_length=20)
-    name: str = Field(primary_key=True, max_length=400)
-    fingerprint_key: str = Field(primary_key=True, max_length=40)
-    fingerprint: str = Field(sa_column=Column(Text, nullable=False))
-    first_seen: float
-    appeared_at: float
-    last_seen: float
-    count: int = 0
-    prediction_id: str = Field(max_length=300)
-    version: str | None = Field(default=None, max_length=300)
-    example: str = Field(default="", sa_column=Column(Text, nullable=False))
-
-
-class SightingCursor(SQLModel, table=True):
-    """How far each new_error rule has read the counted failures."""
-
-    __tablename__ = "error_sighting_cursors"
-
-    rule: str = Field(primary_key=True, max_length=100)
-    through: float
 
 
 def _to_pure(row: ErrorSighting) -> Sighting:

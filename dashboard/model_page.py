@@ -13,12 +13,11 @@ from sqlmodel import Session, col, select
 from hookwatch.alerts.queries import open_alerts
 from hookwatch.alerts.regression import RegressionSpec, judge_regression
 from hookwatch.alerts.rules import Rule
-from hookwatch.alerts.sightings import ErrorSighting
-from hookwatch.alerts.tables import Alert
+from hookwatch.dashboard.context import DashboardDep
 from hookwatch.dashboard.render import HTML_HEADERS, render
-from hookwatch.deps import RuntimeDep
 from hookwatch.storage.rates import FingerprintGroup, top_fingerprints
 from hookwatch.storage.rollups import percentile
+from hookwatch.storage.tables import Alert, ErrorSighting
 from hookwatch.storage.versions import Lineup, model_lineups
 
 router = APIRouter(include_in_schema=False)
@@ -99,10 +98,10 @@ def fingerprints(conn: Connection, session: Session, *, model: str, now: float
 
 
 @router.get("/models/{model:path}", response_class=HTMLResponse)
-def model_page(model: str, runtime: RuntimeDep) -> HTMLResponse:
-    now = runtime.clock()
-    specs = _specs(list(runtime.config.rules))
-    with runtime.engine.connect() as conn:
+def model_page(model: str, board: DashboardDep) -> HTMLResponse:
+    now = board.clock()
+    specs = _specs(list(board.alerts.rules))
+    with board.engine.connect() as conn:
         lineups = {lookback: model_lineups(conn, now=now, lookback=lookback,
                                            names=[model]).get(model)
                    for lookback in sorted({s.lookback for _, s in specs} | {86400.0})}

@@ -13,7 +13,15 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from hookwatch.dashboard import actions, apidocs, auth_routes, metrics, pages, status_api
+from hookwatch.dashboard import (
+    actions,
+    apidocs,
+    auth_routes,
+    metrics,
+    model_page,
+    pages,
+    status_api,
+)
 from hookwatch.dashboard.auth import RedactToken
 from hookwatch.dashboard.context import Dashboard
 from hookwatch.dashboard.csrf import Csrf
@@ -27,7 +35,7 @@ log = logging.getLogger("hookwatch.dashboard")
 
 def install(app: FastAPI, board: Dashboard) -> None:
     """Called once by create_app, after the JSON APIs' routers are included."""
-    for module in (status_api, metrics, actions, auth_routes, pages, apidocs):
+    for module in (status_api, metrics, actions, auth_routes, pages, model_page, apidocs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _warm_after_start(app, board)

@@ -185,6 +185,36 @@ class EvaluatorLock(SQLModel, table=True):
     runs: int = 0
 
 
+class ErrorSighting(SQLModel, table=True):
+    """One error fingerprint on one scope, for one new_error rule (alerts.new_error.Sighting):
+    first and last seen, and its current appearance (the first failure after a quiet gap)."""
+
+    __tablename__ = "error_sightings"
+    __table_args__ = (Index("ix_error_sightings_rule_appeared", "rule", "appeared_at"),)
+
+    rule: str = Field(primary_key=True, max_length=100)
+    scope: str = Field(primary_key=True, max_length=20)
+    name: str = Field(primary_key=True, max_length=400)
+    fingerprint_key: str = Field(primary_key=True, max_length=40)
+    fingerprint: str = Field(sa_column=Column(Text, nullable=False))
+    first_seen: float
+    appeared_at: float
+    last_seen: float
+    count: int = 0
+    prediction_id: str = Field(max_length=300)
+    version: str | None = Field(default=None, max_length=300)
+    example: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class SightingCursor(SQLModel, table=True):
+    """How far each new_error rule has read the counted failures."""
+
+    __tablename__ = "error_sighting_cursors"
+
+    rule: str = Field(primary_key=True, max_length=100)
+    through: float
+
+
 # --- the outbox (alerts/ writes it, notifiers/ sends it)
 
 class Notification(SQLModel, table=True):

@@ -9,14 +9,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from hookwatch.alerts.job import run_evaluation
-from hookwatch.alerts.new_error import SEEDED, Failure, fold, fresh_by_scope
+from hookwatch.alerts.new_error import SEEDED, SETTLE, Failure, fold, fresh_by_scope
 from hookwatch.alerts.rules import Rule
-from hookwatch.alerts.sightings import SETTLE, ErrorSighting
-from hookwatch.alerts.tables import Alert
 from hookwatch.config import load_config
 from hookwatch.notifiers.message import AlertMessage
-from hookwatch.notifiers.outbox import Notification
 from hookwatch.notifiers.render import context
+from hookwatch.storage.tables import Alert, ErrorSighting, Notification
 from tests.alerts.helpers import config_text, event, ingest
 from tests.conftest import ManualClock
 

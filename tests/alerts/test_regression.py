@@ -13,11 +13,10 @@ from sqlmodel import Session, col, select
 from hookwatch.alerts.job import run_evaluation
 from hookwatch.alerts.regression import RegressionSpec, judge_regression
 from hookwatch.alerts.rules import Rule
-from hookwatch.alerts.tables import Alert
 from hookwatch.config import ConfigError, load_config
 from hookwatch.notifiers.message import AlertMessage
-from hookwatch.notifiers.outbox import Notification
 from hookwatch.notifiers.render import context
+from hookwatch.storage.tables import Alert, Notification
 from hookwatch.storage.versions import LineupCache, deployment_lineups, model_lineups
 from tests.alerts.helpers import config_text, event, ingest
 from tests.conftest import ManualClock

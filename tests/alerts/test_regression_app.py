@@ -9,12 +9,10 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from hookwatch.alerts.job import LINEUPS
-from hookwatch.alerts.tables import Alert
 from hookwatch.app import create_app
 from hookwatch.config import load_config
 from hookwatch.notifiers.message import AlertMessage
-from hookwatch.notifiers.outbox import Notification
+from hookwatch.storage.tables import Alert, Notification
 from hookwatch.storage.versions import LineupCache
 from tests.alerts.helpers import config_text
 from tests.conftest import ManualClock, make_settings, signed_headers
@@ -63,7 +61,7 @@ def test_rollout_through_the_app(tmp_path: Path, sqlite_url: str, clock: ManualC
                  "ValueError: size 1025 is not a multiple of 64" if i < 10 else None)
         clock.advance(5)
         app.state.jobs.run_now("evaluate")
-        assert isinstance(app.state.runtime.extras[LINEUPS], LineupCache)
+        assert isinstance(app.state.runtime.evaluator.lineups, LineupCache)
         with Session(app.state.runtime.engine) as session:
             states = {a.rule: a.state for a in session.exec(select(Alert))}
             messages = [AlertMessage.from_json(json.loads(n.payload)) for n in session.exec(
