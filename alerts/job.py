@@ -24,7 +24,7 @@ from hookwatch.alerts.evaluate import (
     step_all,
 )
 from hookwatch.alerts.notify import route
-from hookwatch.alerts.rules import Rule
+from hookwatch.alerts.rules import RegressionRule, Rule
 from hookwatch.alerts.sightings import track
 from hookwatch.alerts.state import FIRING, OPEN, RESOLVED, AlertState, alert_key
 from hookwatch.alerts.store import (
@@ -80,7 +80,7 @@ def read_inputs(engine: Engine, rules: Sequence[Rule], now: float,
         versions: dict[LineupKey, Mapping[str, Lineup]] = {
             (scope, lookback): read(conn, scope=scope, now=now, lookback=lookback)
             for scope, lookback in sorted({(r.scope, r.lookback) for r in rules
-                                           if r.kind == "regression"})}
+                                           if isinstance(r, RegressionRule)})}
     return Inputs(counts=counts, stuck=stuck, lineups=versions, now=now)
 
 

@@ -18,7 +18,7 @@ from hookwatch.alerts.new_error import (
     fold,
     fresh_by_scope,
 )
-from hookwatch.alerts.rules import Rule
+from hookwatch.alerts.rules import AnyRule, NewErrorRule
 from hookwatch.storage.rollups import scope_names
 from hookwatch.storage.tables import ErrorSighting, Prediction, SightingCursor
 
@@ -60,23 +60,23 @@ def _known(session: Session, rule: str, keys: Iterable[SightingKey]
     return found
 
 
-def track(session: Session, rules: Sequence[Rule], *, now: float, base_url: str
+def track(session: Session, rules: Sequence[AnyRule], *, now: float, base_url: str
           ) -> dict[str, NewErrors]:
     """Fold the failures counted since each new_error rule's cursor into its sightings and
     return the fresh appearances per rule. Runs in the caller's (locked) transaction."""
-    rules = [r for r in rules if r.kind == "new_error"]
-    if not rules:
+    watching = [r for r in rules if isinstance(r, NewErrorRule)]
+    if not watching:
         return {}
     through = now - SETTLE
     cursors = {c.rule: c for c in session.exec(select(SightingCursor).where(
-        col(SightingCursor.rule).in_([r.name for r in rules])))}
+        col(SightingCursor.rule).in_([r.name for r in watching])))}
     starts = {r.name: (cursors[r.name].through if r.name in cursors
-                       else through - max(SEED_SPAN, r.quiet_for)) for r in rules}
+                       else through - max(SEED_SPAN, r.quiet_for)) for r in watching}
     earliest = min(starts.values())
     failures = failures_between(session, after=earliest, through=through) \
         if through > earliest else []
     result: dict[str, NewErrors] = {}
-    for rule in rules:
+    for rule in watching:
         cursor = cursors.get(rule.name)
         seeding = cursor is None
         after = starts[rule.name]

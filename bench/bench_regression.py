@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from hookwatch.alerts.calibration import e_value_test, fixed_sample_test, many  # noqa: E402
 from hookwatch.alerts.job import run_evaluation  # noqa: E402
-from hookwatch.alerts.rules import Rule  # noqa: E402
+from hookwatch.alerts.rules import AnyRule, NewErrorRule, RegressionRule  # noqa: E402
 from hookwatch.storage.engine import make_engine  # noqa: E402
 from hookwatch.storage.migrate import upgrade  # noqa: E402
 from hookwatch.storage.rollups import latency_bin  # noqa: E402
@@ -132,7 +132,7 @@ def build(path: Path) -> None:
     conn.close()
 
 
-def timed(path: Path, rules: list[Rule], evals: int, *, cached: bool
+def timed(path: Path, rules: list[AnyRule], evals: int, *, cached: bool
           ) -> tuple[float, float, dict[str, int]]:
     engine = make_engine(f"sqlite:///{path}")
     with engine.begin() as conn:
@@ -161,13 +161,13 @@ def evaluation(evals: int) -> None:
         print(f"evaluation over {MODELS} models (built in {time.perf_counter() - started:.1f} "
               f"s; first run, then the median of {evals}, 15 s apart):")
         model_rules = [
-            Rule(name="regression", kind="regression", scope="model", notify=("team",)),
-            Rule(name="slower", kind="regression", scope="model", metric="predict_time",
+            RegressionRule(name="regression", scope="model", notify=("team",)),
+            RegressionRule(name="slower", scope="model", metric="predict_time",
                  margin=0.2, notify=("team",)),
-            Rule(name="new-errors", kind="new_error", scope="model", window=3600.0,
+            NewErrorRule(name="new-errors", scope="model", window=3600.0,
                  notify=("team",)),
         ]
-        deployment_rules = [Rule(name="dep-regression", kind="regression", scope="deployment",
+        deployment_rules = [RegressionRule(name="dep-regression", scope="deployment",
                                  notify=("team",))]
         for label, chosen in (("model regression x2 + new_error", model_rules),
                               ("deployment regression", deployment_rules)):

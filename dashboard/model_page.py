@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from hookwatch.alerts.queries import open_alerts
 from hookwatch.alerts.regression import RegressionSpec, judge_regression
-from hookwatch.alerts.rules import Rule
+from hookwatch.alerts.rules import RegressionRule, Rule
 from hookwatch.dashboard.context import DashboardDep
 from hookwatch.dashboard.render import HTML_HEADERS, render
 from hookwatch.storage.rates import FingerprintGroup, top_fingerprints
@@ -69,7 +69,7 @@ def _specs(rules: list[Rule]) -> list[tuple[str, RegressionSpec]]:
     """The configured model-scope regression rules; without one, the contract's defaults."""
     found = [(r.name, RegressionSpec(metric=r.metric, confidence=r.confidence, margin=r.margin,
                                      min_predictions=r.min_predictions, lookback=r.lookback))
-             for r in rules if r.kind == "regression" and r.scope == "model"]
+             for r in rules if isinstance(r, RegressionRule) and r.scope == "model"]
     return found or [("(default: error_rate, 99%)", RegressionSpec())]
 
 

@@ -210,3 +210,12 @@ def test_the_lineup_cache_rereads_after_max_age(engine: Engine, clock: ManualClo
         again = cache.get(conn, scope="model", now=clock.now + 60, lookback=86400)
     assert [v.version for v in first["acme/sdxl"].versions] == [V1]
     assert [v.version for v in again["acme/sdxl"].versions] == [V1, V2]
+
+
+def test_margin_defaults_by_metric(tmp_path: Path) -> None:
+    [rate, slow, set_] = rules_of(tmp_path, regression() + regression(metric="predict_time")
+                                  .replace("version-regression", "slow")
+                                  + regression(extra="margin = 0.05").replace(
+                                      "version-regression", "set"))
+    assert [r.margin for r in (rate, slow, set_)] == [0.02, 0.2, 0.05]  # type: ignore[union-attr]
+    assert "newest version median predict time 20% slower" in slow.describe()

@@ -139,7 +139,7 @@ BASE: dict[str, object] = {"name": "r", "kind": "error_rate", "scope": "deployme
         ({"kind": "stuck", "window": "1h", "for": "5m", "min_predictions": 3},
          "rules[0] (r): min_predictions: not valid for kind 'stuck'"),
         ({"kind": None}, "rules[0] (r): kind: None is not one of error_rate, burn_rate, stuck, "
-                         "no_traffic"),
+                         "no_traffic, regression, new_error"),
         ({"window": "10x"}, "rules[0] (r): window: bad duration '10x': must be a duration "
                             'string such as "45s", "10m", "1h30m" or "2d"'),
         ({"for": 60}, "rules[0] (r): for: must be a duration string such as \"45s\", \"10m\", "

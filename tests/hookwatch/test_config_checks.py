@@ -186,7 +186,7 @@ def test_the_example_config_passes_check_config(capsys: pytest.CaptureFixture[st
         monkeypatch.setenv(name, value)
     code, err, out = check(capsys, str(EXAMPLE))
     assert (code, err) == (0, [])
-    assert ("OK (4 rules, 8 notifiers: chat, hook, mail, oncall, phone, room, team, tg)"
+    assert ("OK (6 rules, 8 notifiers: chat, hook, mail, oncall, phone, room, team, tg)"
             in out)
     config = load_config(EXAMPLE)
     from hookwatch.alerts.rules import KINDS
