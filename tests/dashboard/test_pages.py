@@ -137,7 +137,33 @@ def test_acknowledge_form_answers_with_the_refreshed_parts(
                            data={"by": "", "csrf": form["csrf"]}).status_code == 422
         foreign = client.post(f"/alerts/{alert_id}/ack", data=form,
                               headers={"origin": "https://evil.example"})
-        assert foreign.status_code == 403
+        assert foreign.status_code == 403 and foreign.json()["error"] == "cross_site"
+        by_referer = client.post(f"/alerts/{alert_id}/ack", data=form,
+                                 headers={"referer": "https://evil.example/page"})
+        assert by_referer.status_code == 403 and by_referer.json()["error"] == "cross_site"
+
+
+def test_forms_work_behind_a_proxy_that_rewrites_host(
+    dash_app: Callable[..., FastAPI], clock: ManualClock
+) -> None:
+    """The browser's Origin is the public URL; the Host the app sees is the upstream address
+    the proxy used. The guard compares Origin with HOOKWATCH_PUBLIC_URL, so the form works,
+    and a form from another site is still refused."""
+    public = "https://hookwatch.example.com"
+    app = dash_app(public_url=public, dashboard_token="d" * 32)
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+        signed_in = client.get("/?token=" + "d" * 32, headers={"accept": "text/html"},
+                               follow_redirects=False)
+        assert signed_in.status_code == 303
+        alert_id = _firing(app, client, clock)
+        proxied = {"origin": public, "x-forwarded-for": "203.0.113.9", **HX}
+        form = {"by": "erin", "comment": "", "csrf": helpers.csrf(client)}
+        evil = client.post(f"/alerts/{alert_id}/ack", data=form,
+                           headers=proxied | {"origin": "https://evil.example"})
+        assert evil.status_code == 403 and evil.json()["error"] == "cross_site"
+        answer = client.post(f"/alerts/{alert_id}/ack", data=form, headers=proxied)
+        assert answer.status_code == 200, answer.text
+        assert f"Alert {alert_id} acknowledged by erin" in answer.text
 
 
 def test_silence_form_silences_this_alert_for_a_while_with_a_reason(
