@@ -15,7 +15,14 @@ from sqlalchemy import Engine
 from hookwatch.alerts.actions import AlertContext
 from hookwatch.dashboard.auth import Gate
 from hookwatch.dashboard.failures import RecentFailures
-from hookwatch.dashboard.picture import SCOPE_KINDS, STATUSES, Picture, View, build_picture
+from hookwatch.dashboard.picture import (
+    SCOPE_KINDS,
+    STATUSES,
+    Picture,
+    View,
+    Watch,
+    build_picture,
+)
 from hookwatch.dashboard.policy import Access
 from hookwatch.dashboard.ratelimit import SignInLimiter
 from hookwatch.dashboard.readings import Readings
@@ -45,6 +52,10 @@ class Dashboard:
     limiter: SignInLimiter = field(default_factory=SignInLimiter)
     readings: Readings = field(default_factory=Readings)
     failures: RecentFailures = field(default_factory=RecentFailures)
+    watch: Watch = field(init=False)  # which scopes the rules cover, from alerts.rules
+
+    def __post_init__(self) -> None:
+        self.watch = Watch(self.alerts.rules)
 
 
 def get_dashboard() -> Dashboard:
@@ -59,7 +70,7 @@ def picture_for(board: Dashboard, view: View, *, with_failures: bool = True) -> 
     with board.engine.connect() as conn:
         return build_picture(
             conn, readings=board.readings, failures=board.failures, now=board.clock(),
-            view=view, with_failures=with_failures,
+            view=view, with_failures=with_failures, watch=board.watch,
         )
 
 

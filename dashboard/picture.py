@@ -6,35 +6,69 @@ Filtering and sorting are applied here, on the server, so a refresh keeps the vi
 
 from __future__ import annotations
 
+import fnmatch
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlmodel import Session
 
+from hookwatch.alerts.rules import Rule
 from hookwatch.dashboard.alertview import AlertView, alert_views, scope_statuses
 from hookwatch.dashboard.failures import FailureGroup, RecentFailures
 from hookwatch.dashboard.readings import Readings, ScopeReading
 
 SCOPE_KINDS = ("model", "deployment", "version")
-STATUSES = ("firing", "pending", "silenced", "ok", "no data")
+# "unwatched": traffic, but no rule covers the scope, so "ok" would be a claim nobody checks.
+STATUSES = ("firing", "pending", "silenced", "ok", "unwatched", "no data")
 STATUS_RANK = {status: i for i, status in enumerate(STATUSES)}
+QUIET = ("ok", "unwatched", "no data")
+"""Statuses the "problems" filter leaves out."""
+
+
+class Watch:
+    """Which scopes the rules watch: a rule of that scope kind whose `match` glob takes the
+    name (alerts.evaluate's own test, fnmatchcase). Built once per app: rules never change."""
+
+    def __init__(self, rules: Sequence[Rule] | None = None) -> None:
+        # None: everything is watched (a picture built without rules, e.g. in a benchmark).
+        self._all = rules is None
+        self._kinds: dict[str, list[re.Pattern[str] | None]] = {}
+        for rule in rules or ():
+            glob = None if rule.match == "*" else re.compile(fnmatch.translate(rule.match))
+            self._kinds.setdefault(rule.scope, []).append(glob)
+
+    def watched(self, scope: str, name: str) -> bool:
+        if self._all:
+            return True
+        return any(g is None or g.match(name) for g in self._kinds.get(scope, ()))
+
+    def why_not(self, scope: str) -> str:
+        """The status's title for an unwatched scope."""
+        if scope not in self._kinds:
+            return f"no rule watches {scope}s"
+        return f"no rule's match covers this {scope}"
 
 
 @dataclass(slots=True)
 class ScopeRow:
     reading: ScopeReading
     status: str
+    note: str = ""  # why the status is what it is, for its title (unwatched)
 
 
-def scope_status(reading: ScopeReading | None, alert_status: str | None) -> str:
-    """An open alert decides; otherwise ok with a finished prediction in the last hour, else
-    no data (the rule of alerts.queries.scope_statuses, so page, API and badge agree)."""
+def scope_status(reading: ScopeReading | None, alert_status: str | None, *,
+                 watched: bool = True) -> str:
+    """An open alert decides; otherwise no data without a finished prediction in the last
+    hour, unwatched when no rule covers the scope, else ok (the rule of
+    alerts.queries.scope_statuses, so page, API and badge agree)."""
     if alert_status is not None:
         return alert_status
     if reading is None or reading.window("1h").total == 0:
         return "no data"
-    return "ok"
+    return "ok" if watched else "unwatched"
 
 
 SORTS: dict[str, Any] = {
@@ -76,7 +110,7 @@ class View:
     def keep(self, row: ScopeRow) -> bool:
         if self.kind and row.reading.scope != self.kind:
             return False
-        if self.status == "problems" and row.status in ("ok", "no data"):
+        if self.status == "problems" and row.status in QUIET:
             return False
         if self.status and self.status != "problems" and row.status != self.status:
             return False
@@ -121,8 +155,9 @@ def build_picture(
     now: float,
     view: View | None = None,
     with_failures: bool = True,
+    watch: Watch | None = None,
 ) -> Picture:
-    view = view or View()
+    view, watch = view or View(), watch or Watch()
     by_key = readings.read(conn, now=now)
     with Session(bind=conn) as session:
         alerts = alert_views(session, now=now)
@@ -131,9 +166,13 @@ def build_picture(
         if key not in by_key:  # an alert on a scope without outcomes (stuck, no traffic)
             by_key[key] = ScopeReading(key[0], key[1])
     rows = [
-        ScopeRow(reading, scope_status(reading, statuses.get(key)))
+        ScopeRow(reading, scope_status(reading, statuses.get(key),
+                                       watched=watch.watched(key[0], key[1])))
         for key, reading in by_key.items()
     ]
+    for row in rows:
+        if row.status == "unwatched":
+            row.note = watch.why_not(row.reading.scope)
     total = len(rows)
     rows = [r for r in rows if view.keep(r)]
     rows.sort(key=lambda r: r.reading.name.lower())

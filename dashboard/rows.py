@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from hookwatch.dashboard.picture import Picture, ScopeRow
 from hookwatch.dashboard.render import num, pct, rate_class, secs
@@ -46,14 +46,15 @@ def row_view(row: ScopeRow) -> RowView:
     r = row.reading
     w5, w1, w24 = r.window("5m"), r.window("1h"), r.window("24h")
     spark = tuple(r.spark)
-    key = (row.status, _counts(w5), _counts(w1), _counts(w24), r.latency, spark,
+    key = (row.status, row.note, _counts(w5), _counts(w1), _counts(w24), r.latency, spark,
            id(r.days_closed), tuple(r.days_live.items()))
     hit = _CELLS.get(key)
     if hit is not None and hit[0] is r.days_closed:  # the id is still that tuple's
         return RowView(r.scope, r.name, row.status, hit[1])
     p50, p95, q50, q95 = r.latency
+    title = f' title="{escape(row.note)}"' if row.note else ""
     cells = (
-        f'<td><span class="pill st-{row.status.replace(" ", "-")}">{row.status}</span></td>'
+        f'<td><span class="pill st-{row.status.replace(" ", "-")}"{title}>{row.status}</span></td>'
         f"{_rate_cell(w5)}{_rate_cell(w1)}{_rate_cell(w24)}"
         f'<td class="num" title="{w1.total} in the last hour">{num(w24.total)}</td>'
         f'<td class="num">{secs(p50)} / {secs(p95)}</td>'

@@ -86,7 +86,8 @@ def status_badge(scope: str, name: str, board: DashboardDep) -> Response:
     reading = ScopeReading(scope, name)
     if counts is not None:
         reading.windows["1h"] = counts
-    status = scope_status(reading, scope_statuses(views).get((scope, name)))
+    status = scope_status(reading, scope_statuses(views).get((scope, name)),
+                          watched=board.watch.watched(scope, name))
     rate = counts.error_rate if counts is not None else None
     message = "no data" if rate is None else f"{pct(rate)} errors"
     svg = badge(name, message, status)

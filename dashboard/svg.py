@@ -241,6 +241,7 @@ BADGE_COLOURS = {
     "pending": "#d89614",
     "firing": "#d9352b",
     "silenced": "#6c7a89",
+    "unwatched": "#9f9f9f",  # grey: its rate may be red, but no rule checks it
     "no data": "#9f9f9f",
 }
 BADGE_MAX_LABEL = 48

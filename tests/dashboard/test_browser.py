@@ -78,6 +78,9 @@ def test_page_shows_scopes_rates_a_firing_alert_and_acknowledge_works(
         spark = row.locator("svg.spark title").text_content() or ""
         assert spark == "error rate: peak 66.7%, last 66.7%"  # this hour: 10 of 15 failed
         assert page.locator('tr.row[data-name="acme/whisper-large"] td').nth(1).inner_text() == "ok"
+        version = page.locator('tr.row[data-scope="version"]').first.locator("td .pill")
+        assert version.inner_text() == "unwatched"  # the test rules watch no version
+        assert version.get_attribute("title") == "no rule watches versions"
 
         card = page.locator("article.alert.state-firing")
         assert "critical" in card.inner_text() and "acme/sdxl-prod" in card.inner_text()

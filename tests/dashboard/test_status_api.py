@@ -58,6 +58,9 @@ def test_status_json_gives_counts_rates_and_open_alerts(
         assert llama["windows"]["5m"]["canceled"] == 1
         assert llama["windows"]["5m"]["error_rate"] is None  # canceled is not an error
         assert llama["windows"]["1h"]["succeeded"] == 3
+        # No rule watches versions (the test rules are deployment and model ones): not "ok".
+        assert by_key[("version", "acme/llama:v2")]["status"] == "unwatched"
+        assert {s["status"] for s in status["scopes"] if s["scope"] == "version"} == {"unwatched"}
         assert status["status"] == "firing" and status["firing"] == 1
         assert [(a["scope"], a["state"]) for a in status["alerts"]] == [
             ("deployment", "firing"), ("model", "pending")]  # the model rule waits 5 minutes
@@ -99,7 +102,8 @@ def test_badges_show_the_hour_error_rate_coloured_by_status(
             "acme/sdxl-prod | 75% errors", "#d9352b")
         assert _badge(client, "/badge/model/acme/llama.svg") == (
             "acme/llama | 0% errors", "#2e9e44")
-        assert _badge(client, "/badge/version/acme/llama:v2.svg")[0] == "acme/llama:v2 | 0% errors"
+        assert _badge(client, "/badge/version/acme/llama:v2.svg") == (
+            "acme/llama:v2 | 0% errors", "#9f9f9f")  # grey: no rule watches versions
         missing = client.get("/badge/region/eu.svg")
         assert missing.status_code == 404 and missing.json()["error"] == "not_found"
 
