@@ -278,7 +278,8 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
     """One test message through one configured notifier (notifiers.testnotify)."""
     config_path = str(args.config) if getattr(args, "config", None) else None
     try:
-        settings = load_settings(config=config_path)
+        settings = load_settings(config=config_path,
+                                 public_url=getattr(args, "public_url", None))
         config = load_config(settings.config)
     except ConfigError as exc:
         for problem in exc.problems:
@@ -288,6 +289,10 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
         print(f"settings: {exc}", file=sys.stderr)
         return 2
     where = str(settings.config or "no config file (give --config or set HOOKWATCH_CONFIG)")
+    if not settings.public_url:
+        print(f"note: the message's links point at {settings.base_url}/ (this machine's "
+              "loopback) because HOOKWATCH_PUBLIC_URL is unset; set it, [server] public_url or "
+              "--public-url to the address people open", file=sys.stderr)
     return testnotify.run(args.name, config.notifiers, base_url=settings.base_url, where=where,
                           out=sys.stdout, err=sys.stderr, now=time.time())
 
@@ -358,6 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     tn = sub.add_parser("test-notify", help="send a test message through one configured notifier")
     tn.add_argument("name", help="a notifier name from the config's [notifiers.NAME]")
     tn.add_argument("--config", type=Path, help="TOML config file (default: HOOKWATCH_CONFIG)")
+    tn.add_argument("--public-url", help="where the message's links point (default: "
+                    "HOOKWATCH_PUBLIC_URL or [server] public_url, else this machine's port)")
     tn.set_defaults(func=cmd_test_notify)
 
     sec = sub.add_parser(

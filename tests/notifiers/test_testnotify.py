@@ -155,3 +155,22 @@ token = "{NTFY_TOKEN}"
     assert b"Test notification from hookwatch" in request.body
     for secret in (DISCORD_PATH, TEAMS_SIG, TELEGRAM_TOKEN, NTFY_TOKEN):
         assert secret not in text
+
+
+def test_links_follow_the_public_url_or_say_they_point_at_loopback(
+    config: Path, receiver: Receiver, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("HOOKWATCH_PUBLIC_URL", raising=False)
+    monkeypatch.setenv("HOOKWATCH_PORT", "9123")
+    config.write_text(config.read_text().replace('public_url = "https://hooks.example.com"', ""))
+    code, text = run(capsys, "oncall", "--config", str(config))
+    assert code == 0
+    assert ("note: the message's links point at http://127.0.0.1:9123/ (this machine's "
+            "loopback) because HOOKWATCH_PUBLIC_URL is unset") in text
+    assert receiver.requests[0].json()["links"][0]["href"] == "http://127.0.0.1:9123/"
+
+    code, text = run(capsys, "oncall", "--config", str(config),
+                     "--public-url", "https://watch.example.org")
+    assert code == 0 and "note:" not in text
+    assert receiver.requests[2].json()["links"][0]["href"] == "https://watch.example.org/"
