@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from hookwatch.alerts.actions import AlertContext
 from hookwatch.dashboard.auth import Gate
 from hookwatch.dashboard.failures import RecentFailures
+from hookwatch.dashboard.intake import intake_view
 from hookwatch.dashboard.picture import (
     SCOPE_KINDS,
     STATUSES,
@@ -28,6 +29,7 @@ from hookwatch.dashboard.ratelimit import SignInLimiter
 from hookwatch.dashboard.readings import Readings
 from hookwatch.dashboard.render import render
 from hookwatch.dashboard.rows import row_groups
+from hookwatch.hooks.refusals import Refusals
 
 SORT_LABELS = {
     "status": "status", "name": "name", "rate5m": "5m error rate", "rate1h": "1h error rate",
@@ -52,6 +54,7 @@ class Dashboard:
     limiter: SignInLimiter = field(default_factory=SignInLimiter)
     readings: Readings = field(default_factory=Readings)
     failures: RecentFailures = field(default_factory=RecentFailures)
+    refusals: Refusals = field(default_factory=Refusals)  # the receiver's, counted per minute
     watch: Watch = field(init=False)  # which scopes the rules cover, from alerts.rules
 
     def __post_init__(self) -> None:
@@ -67,11 +70,14 @@ DashboardDep = Annotated[Dashboard, Depends(get_dashboard)]
 
 
 def picture_for(board: Dashboard, view: View, *, with_failures: bool = True) -> Picture:
+    now = board.clock()
     with board.engine.connect() as conn:
-        return build_picture(
-            conn, readings=board.readings, failures=board.failures, now=board.clock(),
+        picture = build_picture(
+            conn, readings=board.readings, failures=board.failures, now=now,
             view=view, with_failures=with_failures, watch=board.watch,
         )
+    picture.intake = intake_view(board.refusals, now)
+    return picture
 
 
 def page_context(picture: Picture, view: View, **extra: Any) -> dict[str, Any]:

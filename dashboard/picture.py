@@ -18,6 +18,7 @@ from sqlmodel import Session
 from hookwatch.alerts.rules import Rule
 from hookwatch.dashboard.alertview import AlertView, alert_views, scope_statuses
 from hookwatch.dashboard.failures import FailureGroup, RecentFailures
+from hookwatch.dashboard.intake import IntakeView
 from hookwatch.dashboard.readings import Readings, ScopeReading
 
 SCOPE_KINDS = ("model", "deployment", "version")
@@ -132,6 +133,7 @@ class Picture:
     failures: list[FailureGroup]
     total_scopes: int = 0
     groups: dict[str, list[ScopeRow]] = field(default_factory=dict)
+    intake: IntakeView | None = None  # refused webhooks (dashboard.intake), set by its caller
 
     @property
     def firing(self) -> list[AlertView]:

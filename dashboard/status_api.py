@@ -12,6 +12,7 @@ from sqlmodel import Session
 from hookwatch.dashboard.alertview import AlertView, alert_views, scope_statuses
 from hookwatch.dashboard.api import iso
 from hookwatch.dashboard.context import DashboardDep, picture_for
+from hookwatch.dashboard.intake import refused_json
 from hookwatch.dashboard.picture import SCOPE_KINDS, View, scope_status
 from hookwatch.dashboard.readings import WINDOWS, ScopeReading
 from hookwatch.dashboard.render import pct
@@ -56,7 +57,8 @@ def alert_json(alert: AlertView) -> dict[str, Any]:
 @router.get("/api/status", tags=["status"], include_in_schema=True)
 def api_status(request: Request, board: DashboardDep) -> Response:
     """Per scope (model, deployment, version): counts and error rates over 5m, 1h and 24h,
-    latency percentiles over the last hour, status; and the open alerts, worst first.
+    latency percentiles over the last hour, status; the open alerts, worst first; and the
+    webhooks this process refused, by reason, over 5 minutes and the hour (`refused`).
     Filters: `kind` (a scope), `q` (substring of the name), `status`."""
     view = View.of(dict(request.query_params))
     picture = picture_for(board, view, with_failures=False)
@@ -66,6 +68,7 @@ def api_status(request: Request, board: DashboardDep) -> Response:
         "firing": len(picture.firing),
         "scopes": [scope_json(row.reading, row.status) for row in picture.rows],
         "alerts": [alert_json(a) for a in picture.alerts],
+        "refused": refused_json(board.refusals, picture.now),
     }
     return Response(orjson.dumps(body), media_type="application/json",
                     headers={"cache-control": "no-store"})

@@ -20,6 +20,7 @@ import orjson
 
 from hookwatch.hooks.limits import DEADLINE, RequestDeadline
 from hookwatch.hooks.payload import PayloadError, parse_json, read_prediction
+from hookwatch.hooks.refusals import Refusals
 from hookwatch.hooks.signature import AuthError, Verifier
 from hookwatch.storage.batch import NewEvent
 from hookwatch.storage.writer import Writer, WriterUnavailable
@@ -47,6 +48,7 @@ class Receiver:
     max_body_bytes: int
     body_timeout: float
     count: Callable[[str], None]  # one call per answer: recorded, duplicate or a refusal code
+    refusals: Refusals | None = None  # by reason, per minute, for the dashboard and the log
 
 
 class Refused(Exception):
@@ -205,9 +207,13 @@ async def receive_webhook(receiver: Receiver, scope: Scope, receive: Receive, se
         prediction_id, duplicate = await _ingest(receiver, scope, receive)
     except Refused as exc:
         receiver.count(exc.code)
+        if receiver.refusals is not None:
+            receiver.refusals.refused(exc.status, exc.code, receiver.clock())
         body = orjson.dumps({"error": exc.code, "detail": exc.detail})
         await _send_json(send, exc.status, body, exc.headers)
         return
     result = "duplicate" if duplicate else "recorded"
     receiver.count(result)
+    if receiver.refusals is not None:
+        receiver.refusals.accepted(receiver.clock())
     await _send_json(send, 200, orjson.dumps({"status": result, "id": prediction_id}), [])

@@ -24,6 +24,7 @@ from hookwatch.dashboard.context import Dashboard, get_dashboard
 from hookwatch.dashboard.setup import install as install_dashboard
 from hookwatch.hooks.openapi import document_webhook
 from hookwatch.hooks.reconcile import Reconciler, ReconcileSettings
+from hookwatch.hooks.refusals import Refusals
 from hookwatch.hooks.route import PATH as HOOK_PATH
 from hookwatch.hooks.route import Receive, Receiver, Scope, Send, receive_webhook
 from hookwatch.hooks.signature import Verifier
@@ -142,17 +143,20 @@ def build_runtime(settings: Settings, config: Config, clock: Callable[[], float]
         if settings.writer_process
         else None,
     )
+    verifier = Verifier(
+        [s.get_secret_value() for s in settings.webhook_secrets],
+        settings.ingest_token.get_secret_value() if settings.ingest_token else None,
+        settings.signature_tolerance,
+    )
+    refusals = Refusals(configured=verifier.configured)
     receiver = Receiver(
-        verifier=Verifier(
-            [s.get_secret_value() for s in settings.webhook_secrets],
-            settings.ingest_token.get_secret_value() if settings.ingest_token else None,
-            settings.signature_tolerance,
-        ),
+        verifier=verifier,
         writer=writer,
         clock=clock,
         max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.body_timeout,
         count=metrics.webhook,
+        refusals=refusals,
     )
     evaluator = Evaluator(
         engine, rules=config.rules, base_url=settings.base_url,
@@ -182,7 +186,7 @@ def build_runtime(settings: Settings, config: Config, clock: Callable[[], float]
     dashboard = Dashboard(
         engine=engine, clock=clock, alerts=alerts, registry=metrics.registry,
         readiness=lambda: {"leadership": leader.status, "writer": writer.describe()},
-        show_payloads=settings.show_payloads,
+        show_payloads=settings.show_payloads, refusals=refusals,
         gate=None if access.access.is_open else Gate(access.access), access=access.access,
     )
     runtime = Runtime(
