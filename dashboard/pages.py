@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
 from hookwatch.dashboard.api import queue_time
 from hookwatch.dashboard.context import DashboardDep, live_html, page_context, picture_for
+from hookwatch.dashboard.notfound import not_found
 from hookwatch.dashboard.picture import View
 from hookwatch.dashboard.render import HTML_HEADERS, render
 from hookwatch.dashboard.svg import gaps_defs
@@ -82,11 +83,12 @@ def status_class(status: str) -> str:
 
 
 @router.get("/predictions/{prediction_id}", response_class=HTMLResponse)
-def prediction_page(prediction_id: str, board: DashboardDep) -> HTMLResponse:
+def prediction_page(prediction_id: str, request: Request, board: DashboardDep) -> HTMLResponse:
     with Session(board.engine) as session:
         row = get_prediction(session, prediction_id=prediction_id)
-        if row is None:
-            raise HTTPException(404, f"no prediction with id {prediction_id!r} has been recorded")
+        if row is None:  # a browser gets a page, a script the JSON 404
+            return not_found(request, "prediction",
+                             f"no prediction with id {prediction_id!r} has been recorded")
         events = prediction_events(session, prediction_id=prediction_id)
     logs, truncated = log_tail(row.logs)
     show = board.show_payloads

@@ -98,6 +98,9 @@ def test_prediction_page_shows_timeline_error_and_log_tail_not_payloads(
         assert "my private photo" not in page and 'id="payloads-hidden"' in page
         missing = client.get("/predictions/nope")
         assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+        browsed = client.get("/predictions/nope", headers={"accept": "text/html"})
+        assert browsed.status_code == 404 and "<h1>Not found</h1>" in browsed.text
+        assert "no prediction with id &#39;nope&#39; has been recorded" in browsed.text
 
     with TestClient(dash_app(show_payloads=True)) as client:
         page = client.get("/predictions/p1").text
