@@ -14,7 +14,8 @@ _ERROR_KINDS = ("error_rate", "burn_rate")
 
 
 def alert_url(base_url: str, alert_id: int | None) -> str:
-    return f"{base_url}/api/alerts/{alert_id}"
+    """The HTML alert page (dashboard/alert_page.py): people open it, never the JSON."""
+    return f"{base_url}/alerts/{alert_id}"
 
 
 def top_errors(session: Session, *, alert: Alert, since: float, limit: int = 3

@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from hookwatch.alerts.actions import ActionRefused, acknowledge, create_silence
 from hookwatch.alerts.queries import get_alert
+from hookwatch.dashboard.alert_page import alert_html
 from hookwatch.dashboard.context import Dashboard, DashboardDep, live_html
 from hookwatch.dashboard.picture import View
 from hookwatch.dashboard.render import HTML_HEADERS, render
@@ -34,10 +35,17 @@ class ViewFields(BaseModel):
     status: str = Field(default="", max_length=20)
     sort: str = Field(default="", max_length=20)
     dir: str = Field(default="", max_length=4)
+    page: Literal["", "alert"] = ""  # "alert": posted from the alert page, answered there
 
 
 def _answer(request: Request, board: Dashboard, view: ViewFields, message: str, ok: bool,
-            status: int = 200) -> Response:
+            status: int = 200, *, alert_id: int) -> Response:
+    if view.page == "alert":  # a plain form of /alerts/{id}: back to it, or it with the refusal
+        if ok:
+            return RedirectResponse(f"/alerts/{alert_id}", status_code=303)
+        html = alert_html(board, alert_id, flash=message, ok=False)
+        if html is not None:
+            return HTMLResponse(html, status_code=status, headers=HTML_HEADERS)
     if request.headers.get("hx-request") != "true":
         if ok:
             return RedirectResponse("/", status_code=303)
@@ -68,8 +76,9 @@ def ack_form(
             acknowledge(session, board.alerts, alert_id=alert_id, by=by.strip() or "?",
                         comment=comment.strip())
     except ActionRefused as exc:
-        return _answer(request, board, form, exc.detail, False, exc.status)
-    return _answer(request, board, form, f"Alert {alert_id} acknowledged by {by}.", True)
+        return _answer(request, board, form, exc.detail, False, exc.status, alert_id=alert_id)
+    return _answer(request, board, form, f"Alert {alert_id} acknowledged by {by}.", True,
+                   alert_id=alert_id)
 
 
 @router.post("/alerts/{alert_id}/silence")
@@ -89,6 +98,7 @@ def silence_form(
                            name=glob.escape(name), duration=duration,
                            created_by=by.strip() or "?", comment=comment.strip() or "?")
         except ActionRefused as exc:
-            return _answer(request, board, form, exc.detail, False, exc.status)
-    return _answer(request, board, form,
-                   f"Silenced {rule} on {name} for {duration}.", True)
+            return _answer(request, board, form, exc.detail, False, exc.status,
+                           alert_id=alert_id)
+    return _answer(request, board, form, f"Silenced {rule} on {name} for {duration}.", True,
+                   alert_id=alert_id)

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from hookwatch.dashboard import (
     actions,
+    alert_page,
     apidocs,
     auth_routes,
     metrics,
@@ -35,7 +36,8 @@ log = logging.getLogger("hookwatch.dashboard")
 
 def install(app: FastAPI, board: Dashboard) -> None:
     """Called once by create_app, after the JSON APIs' routers are included."""
-    for module in (status_api, metrics, actions, auth_routes, pages, model_page, apidocs):
+    for module in (status_api, metrics, actions, alert_page, auth_routes, pages, model_page,
+                   apidocs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _warm_after_start(app, board)

@@ -101,7 +101,8 @@ def build_event(
     event["client"] = "hookwatch"
     link = values["link"]
     if link.startswith(("http://", "https://")):
-        event["client_url"] = message.dashboard_url or link
+        # PagerDuty's "View in hookwatch": the alert page too, as every link we send.
+        event["client_url"] = link
         event["links"] = [{"href": link, "text": "Open in hookwatch"}]
     return event
 

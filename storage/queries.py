@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
+from hookwatch.storage.rates import _prediction_scope
 from hookwatch.storage.tables import Event, Prediction
 
 
@@ -39,5 +40,20 @@ def prediction_events(session: Session, *, prediction_id: str) -> list[Event]:
         select(Event)
         .where(Event.prediction_id == prediction_id)
         .order_by(col(Event.received_at), col(Event.id))
+    )
+    return list(session.exec(query))
+
+
+def failed_predictions(
+    session: Session, *, scope: str, name: str, since: float, until: float, limit: int = 200
+) -> list[Prediction]:
+    """The scope's predictions counted as failed in [since, until], newest first (through the
+    (status, counted_at) index, as storage.rates.top_fingerprints)."""
+    query = (
+        select(Prediction)
+        .where(Prediction.status == "failed", col(Prediction.counted_at) >= since,
+               col(Prediction.counted_at) <= until, *_prediction_scope(scope, name))
+        .order_by(col(Prediction.counted_at).desc(), col(Prediction.id))
+        .limit(limit)
     )
     return list(session.exec(query))

@@ -199,8 +199,8 @@ def free_port() -> int:
 class LiveServer:
     """The app served by a real uvicorn on a free port, in a thread."""
 
-    def __init__(self, app: FastAPI) -> None:
-        self.port = free_port()
+    def __init__(self, app: FastAPI, port: int | None = None) -> None:
+        self.port = port or free_port()  # given: the app was built knowing its URL
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")

@@ -74,7 +74,7 @@ def test_fire_remind_resolve_through_the_outbox(
         ("CUDA out of memory. Tried to allocate <n> GiB (GPU <n>; <n> GiB total capacity)", 10)]
     assert message.summary.startswith("[FIRING] dep-errors on deployment acme/sdxl-prod: "
                                       "error rate 40% (10 of 25 failed over 10m)")
-    assert message.alert_url == f"{BASE_URL}/api/alerts/{alert.id}"
+    assert message.alert_url == f"{BASE_URL}/alerts/{alert.id}"
 
     clock.advance(15)
     evaluate(engine, rules, clock)
