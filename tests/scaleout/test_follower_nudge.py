@@ -48,8 +48,10 @@ for = "0s"
 severity = "critical"
 notify = ["hook"]
 """)
-        # A scheduled evaluation a minute away: only the nudge can explain an alert within 3 s.
-        env = {"HOOKWATCH_EVALUATE_INTERVAL": "60"}
+        # The scheduled evaluation is 10 minutes away: only the nudge can explain an alert
+        # within 30 s (the wait is generous so a loaded machine does not fail it; the latency
+        # itself is a figure, printed below and measured by bench/bench_alert_latency.py).
+        env = {"HOOKWATCH_EVALUATE_INTERVAL": "600"}
         a = Replica("leader", database_url=postgres_url, config=config, logs=tmp_path, env=env)
         b = Replica("follower", database_url=postgres_url, config=config, logs=tmp_path, env=env)
         try:
@@ -73,9 +75,10 @@ notify = ["hook"]
                     assert answer.status_code == 200, answer.text
             sent = time.monotonic()
             try:
-                until(lambda: outbox_rows(pg_engine) > 0, timeout=3.0, what="the alert's outbox row")
+                until(lambda: outbox_rows(pg_engine) > 0, timeout=30.0,
+                      what="the alert's outbox row")
             except AssertionError:
-                raise AssertionError(f"no alert within 3 s:\n{a.output()}") from None
+                raise AssertionError(f"no alert within 30 s:\n{a.output()}") from None
             latency = time.monotonic() - sent
             print(f"\nfollower burst -> leader's outbox row: {latency * 1000:.0f} ms")
             with pg_engine.connect() as conn:
