@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlmodel import SQLModel
 
 from hookwatch.dashboard.context import DashboardDep
+from hookwatch.storage.health import CommitHealth, CommitState, probe_write
 from hookwatch.storage.migrate import is_current
 from hookwatch.storage.queries import get_prediction, list_predictions
 from hookwatch.storage.session import SessionDep
@@ -96,7 +98,19 @@ def read_predictions(
 
 @router.get("/healthz", tags=["health"])
 def healthz() -> dict[str, str]:
+    """Liveness: the process serves. It stays 200 while the database is locked or down, since
+    a restart would not unlock it and would drop the requests in flight; /readyz says that."""
     return {"status": "ok"}
+
+
+def commit_state(health: CommitHealth, engine: Engine) -> CommitState:
+    """Whether webhooks are being committed. A writer that last failed, with nothing in flight
+    to tell, is probed (storage.health.probe_write), so a quiet service becomes ready again."""
+    state = health.state(time.monotonic())
+    if state.probe and probe_write(engine) is None:
+        health.recovered()
+        state = health.state(time.monotonic())
+    return state
 
 
 @router.get("/readyz", tags=["health"])
@@ -112,7 +126,10 @@ def readyz(board: DashboardDep) -> JSONResponse:
     # Reported, not required (leadership; the writer process, which, when down, is started
     # again with the next batch).
     checks.update(board.readiness())
-    ready = checks.get("database") == "ok" and checks.get("migrations") == "current"
+    commits = commit_state(board.commits, board.engine)  # required: webhooks are committed
+    checks["commits"] = commits.detail
+    ready = (checks.get("database") == "ok" and checks.get("migrations") == "current"
+             and commits.ready)
     return JSONResponse(
         {"status": "ready" if ready else "not_ready", "checks": checks},
         status_code=200 if ready else 503,

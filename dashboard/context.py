@@ -30,6 +30,7 @@ from hookwatch.dashboard.readings import Readings
 from hookwatch.dashboard.render import render
 from hookwatch.dashboard.rows import row_groups
 from hookwatch.hooks.refusals import Refusals
+from hookwatch.storage.health import CommitHealth
 
 SORT_LABELS = {
     "status": "status", "name": "name", "rate5m": "5m error rate", "rate1h": "1h error rate",
@@ -48,6 +49,7 @@ class Dashboard:
     alerts: AlertContext
     registry: CollectorRegistry
     readiness: Callable[[], dict[str, Any]] = dict  # extra /readyz checks (leadership, writer)
+    commits: CommitHealth = field(default_factory=CommitHealth)  # required by /readyz
     show_payloads: bool = False
     gate: Gate | None = None  # private mode: a dashboard token, configured or made
     access: Access = field(default_factory=Access)  # open, when built without one

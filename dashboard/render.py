@@ -10,6 +10,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, Template
 
 from hookwatch.dashboard.csrf import can_change, csrf_token
 from hookwatch.dashboard.svg import history_bar, sparkline
+from hookwatch.notifiers.controls import escape_for_page
 
 # Defence in depth behind autoescape: only our own scripts and styles run, no inline code, no
 # framing. htmx is configured (base.html) to need neither eval nor inline styles.
@@ -95,6 +96,12 @@ def iso(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
+def visible(value: Any) -> Any:
+    """The finalize of every {{ }}: a sender's control characters shown as escapes (ESC as
+    \\x1b), before autoescape; our own Markup (SVG) passes as it is."""
+    return escape_for_page(value) if type(value) is str else value
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(
@@ -103,6 +110,7 @@ def environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=visible,
     )
     env.filters.update(
         pct=pct, rate_class=rate_class, secs=secs, num=num, utc=utc, iso=iso,

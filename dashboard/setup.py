@@ -28,6 +28,7 @@ from hookwatch.dashboard.context import Dashboard
 from hookwatch.dashboard.csrf import Csrf
 from hookwatch.dashboard.guard import Guard
 from hookwatch.dashboard.metrics import DatabaseCollector
+from hookwatch.dashboard.nosniff import NoSniff
 from hookwatch.dashboard.render import render
 
 STATIC = Path(__file__).parent / "static"
@@ -52,6 +53,7 @@ def install(app: FastAPI, board: Dashboard) -> None:
     uvicorn_access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactToken) for f in uvicorn_access.filters):
         uvicorn_access.addFilter(RedactToken())
+    app.add_middleware(NoSniff)  # outermost: the guard's refusals get it too
 
 
 def _warm_after_start(app: FastAPI, board: Dashboard) -> None:

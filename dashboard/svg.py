@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
+from hookwatch.notifiers.controls import escape_controls
+
 SPARK_WIDTH = 92
 SPARK_HEIGHT = 20
 SPARK_FLOOR = 0.05
@@ -253,6 +255,7 @@ def text_width(text: str) -> float:
 
 def badge(label: str, message: str, status: str) -> str:
     """A flat shields-style badge as a standalone SVG document (colour from the status)."""
+    label = escape_controls(label)  # XML 1.0 allows no C0 control but tab, LF and CR
     if len(label) > BADGE_MAX_LABEL:
         label = label[: BADGE_MAX_LABEL - 1] + "…"
     colour = BADGE_COLOURS.get(status, BADGE_COLOURS["no data"])

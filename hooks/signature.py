@@ -46,6 +46,16 @@ class Authenticated:
     timestamp: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What check_headers accepted: a settled token, or a signature still to match the body."""
+
+    done: Authenticated | None
+    msg_id: str = ""
+    timestamp: str = ""
+    entries: tuple[tuple[str, bytes], ...] = ()  # (version, raw signature), well-formed only
+
+
 def _b64(value: str) -> bytes:
     return base64.b64decode(value, validate=True)
 
@@ -96,6 +106,12 @@ class Verifier:
         return bool(self._hmac_keys or self._ed_keys or self._token)
 
     def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> Authenticated:
+        return self.verify_body(self.check_headers(headers, now), body)
+
+    def check_headers(self, headers: Mapping[str, str], now: float) -> Credentials:
+        """Everything that can be checked before the body arrives: credentials present and
+        well-formed, the timestamp within tolerance, a bearer token matching. The receiver
+        refuses these at once, without reading (or buffering) a byte of the body."""
         if not self.configured:
             raise AuthError(
                 "not_configured",
@@ -103,14 +119,37 @@ class Verifier:
                 "webhook; set HOOKWATCH_WEBHOOK_SECRETS or HOOKWATCH_INGEST_TOKEN",
             )
         if any(h in headers for h in _SIG_HEADERS + _ID_HEADERS + _TS_HEADERS):
-            return self._verify_signature(headers, body, now)
+            return self._check_signature_headers(headers, now)
         authorization = headers.get("authorization")
         if authorization is not None:
-            return self._verify_token(authorization)
+            return Credentials(self._verify_token(authorization))
         raise AuthError(
             "missing_credentials",
             "no webhook-signature headers and no Authorization bearer token",
         )
+
+    def verify_body(self, credentials: Credentials, body: bytes) -> Authenticated:
+        """The rest: the signature over the body (a token was settled by check_headers)."""
+        if credentials.done is not None:
+            return credentials.done
+        msg_id, timestamp = credentials.msg_id, credentials.timestamp
+        content = f"{msg_id}.{timestamp}.".encode() + body
+        matched = False
+        expected = [hmac.digest(k, content, "sha256") for k in self._hmac_keys]  # one-shot: C only
+        for version, raw in credentials.entries:
+            if version == "v1":
+                for digest in expected:
+                    matched |= hmac.compare_digest(raw, digest)
+            else:
+                for key in self._ed_keys:
+                    try:
+                        key.verify(raw, content)
+                        matched = True
+                    except InvalidSignature:
+                        pass
+        if matched:
+            return Authenticated("signed", webhook_id=msg_id, timestamp=int(timestamp))
+        raise AuthError("invalid_signature", "no signature matches any configured secret")
 
     def _verify_token(self, authorization: str) -> Authenticated:
         if self._token is None:
@@ -122,9 +161,7 @@ class Verifier:
             raise AuthError("invalid_token", "the bearer token does not match")
         return Authenticated("token")
 
-    def _verify_signature(
-        self, headers: Mapping[str, str], body: bytes, now: float
-    ) -> Authenticated:
+    def _check_signature_headers(self, headers: Mapping[str, str], now: float) -> Credentials:
         msg_id = _first(headers, _ID_HEADERS)
         timestamp = _first(headers, _TS_HEADERS)
         signature = _first(headers, _SIG_HEADERS)
@@ -144,37 +181,20 @@ class Verifier:
             raise AuthError("future_timestamp", "webhook-timestamp is too far in the future")
         if not (self._hmac_keys or self._ed_keys):
             raise AuthError("signature_not_accepted", "no webhook secrets are configured")
-        content = f"{msg_id}.{timestamp}.".encode() + body
-        well_formed = 0
-        matched = False
-        expected = [hmac.digest(k, content, "sha256") for k in self._hmac_keys]  # one-shot: C only
+        entries: list[tuple[str, bytes]] = []
         for entry in signature.split(" "):
             version, comma, encoded = entry.partition(",")
-            if not comma:
+            if not comma or version not in ("v1", "v1a"):
                 continue
             try:
-                raw = _b64(encoded)
+                entries.append((version, _b64(encoded)))
             except (binascii.Error, ValueError):
                 continue
-            if version == "v1":
-                well_formed += 1
-                for digest in expected:
-                    matched |= hmac.compare_digest(raw, digest)
-            elif version == "v1a":
-                well_formed += 1
-                for key in self._ed_keys:
-                    try:
-                        key.verify(raw, content)
-                        matched = True
-                    except InvalidSignature:
-                        pass
-        if matched:
-            return Authenticated("signed", webhook_id=msg_id, timestamp=ts)
-        if well_formed == 0:
+        if not entries:
             raise AuthError(
                 "malformed_signature", "webhook-signature holds no well-formed v1 or v1a entry"
             )
-        raise AuthError("invalid_signature", "no signature matches any configured secret")
+        return Credentials(None, msg_id, timestamp, tuple(entries))
 
 
 def _first(headers: Mapping[str, str], names: Sequence[str]) -> str | None:

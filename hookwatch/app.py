@@ -22,6 +22,7 @@ from hookwatch.dashboard.api import router as api_router
 from hookwatch.dashboard.auth import Gate
 from hookwatch.dashboard.context import Dashboard, get_dashboard
 from hookwatch.dashboard.setup import install as install_dashboard
+from hookwatch.hooks.budget import ByteBudget
 from hookwatch.hooks.openapi import document_webhook
 from hookwatch.hooks.reconcile import Reconciler, ReconcileSettings
 from hookwatch.hooks.refusals import Refusals
@@ -133,13 +134,16 @@ def create_app(
 
 def build_runtime(settings: Settings, config: Config, clock: Callable[[], float]) -> Runtime:
     """Every package's typed object, wired: the only place that knows them all."""
-    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous,
+                         sqlite_busy_timeout=settings.sqlite_busy_timeout)
     metrics = Metrics()
     writer = Writer(
         engine,
         batch_max=settings.batch_max,
         clock=clock,
-        process=writer_process_config(engine, sqlite_synchronous=settings.sqlite_synchronous)
+        stall_after=settings.commit_stall_after,
+        process=writer_process_config(engine, sqlite_synchronous=settings.sqlite_synchronous,
+                                      sqlite_busy_timeout=settings.sqlite_busy_timeout)
         if settings.writer_process
         else None,
     )
@@ -157,6 +161,7 @@ def build_runtime(settings: Settings, config: Config, clock: Callable[[], float]
         body_timeout=settings.body_timeout,
         count=metrics.webhook,
         refusals=refusals,
+        budget=ByteBudget(settings.max_buffered_bytes),
     )
     evaluator = Evaluator(
         engine, rules=config.rules, base_url=settings.base_url,
@@ -186,6 +191,7 @@ def build_runtime(settings: Settings, config: Config, clock: Callable[[], float]
     dashboard = Dashboard(
         engine=engine, clock=clock, alerts=alerts, registry=metrics.registry,
         readiness=lambda: {"leadership": leader.status, "writer": writer.describe()},
+        commits=writer.health,
         show_payloads=settings.show_payloads, refusals=refusals,
         gate=None if access.access.is_open else Gate(access.access), access=access.access,
     )

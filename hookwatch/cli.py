@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 from hookwatch.config import Config, ConfigError, ConfigFile, load_config
+from hookwatch.logs import install as install_log_filter
+from hookwatch.logs import uvicorn_log_config
 from hookwatch.notifiers import testnotify
 from hookwatch.settings import Settings, load_settings
 from hookwatch.storage.engine import redacted
@@ -130,6 +132,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_level=args.log_level,
         access_log=args.access_log,
+        log_config=uvicorn_log_config(),
         timeout_keep_alive=30,
         # No websocket routes; an upgraded connection would also leave hooks.limits' watch.
         ws="none",
@@ -395,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_log_filter()  # a sender's newline or ESC never reaches the log raw (hookwatch.logs)
     # APScheduler announces every job it adds and runs; hookwatch's own lines say what matters.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # `migrate` prints its own steps

@@ -16,6 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from hookwatch.leader import Leadership, SoleLeader
 from hookwatch.nudge import Nudge
+from hookwatch.storage.health import unavailable_reason
 
 log = logging.getLogger("hookwatch.jobs")
 
@@ -33,6 +34,18 @@ class JobSpec:
     nudge: Nudge | None = None
 
 
+def _not_an_overrun(record: logging.LogRecord) -> bool:
+    # APScheduler warns at every tick a job is still running for; with coalescing that is the
+    # plan (a job stuck on a locked database logs its own one line when it gives up).
+    return "maximum number of running instances reached" not in str(record.msg)
+
+
+def quiet_overruns() -> None:
+    scheduler_log = logging.getLogger("apscheduler.scheduler")
+    if _not_an_overrun not in scheduler_log.filters:
+        scheduler_log.addFilter(_not_an_overrun)
+
+
 class Jobs:
     def __init__(self, specs: list[JobSpec], clock: Callable[[], float],
                  leader: Leadership | None = None) -> None:
@@ -47,8 +60,13 @@ class Jobs:
             return
         try:
             spec.fn(self.clock())
-        except Exception:
-            log.exception("job %s failed", spec.name)
+        except Exception as exc:
+            reason = unavailable_reason(exc)
+            if reason is None:
+                log.exception("job %s failed", spec.name)
+            else:  # locked or unreachable: one line, the next tick tries again
+                log.error("job %s: the database refused (%s); it runs again on its next tick",
+                          spec.name, reason)
 
     def run_now(self, name: str) -> None:
         """Run one job at once, out of schedule (tests, nudges)."""
@@ -59,6 +77,7 @@ class Jobs:
         raise KeyError(name)
 
     def start(self) -> None:
+        quiet_overruns()
         scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
         for spec in self.specs:
             scheduler.add_job(

@@ -15,6 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from hookwatch.storage.health import unavailable_reason
+
 log = logging.getLogger("hookwatch.jobs")
 
 
@@ -67,8 +69,12 @@ class Nudge:
             self._active += 1
         try:
             self.job()
-        except Exception:
-            log.exception("nudged %s failed", self.name)
+        except Exception as exc:
+            reason = unavailable_reason(exc)
+            if reason is None:
+                log.exception("nudged %s failed", self.name)
+            else:  # locked or unreachable: one line; the scheduled run tries again
+                log.error("nudged %s: the database refused (%s)", self.name, reason)
         finally:
             with self._mutex:
                 self._active -= 1

@@ -102,10 +102,18 @@ class ServerSettings(BaseModel):
                                               "1073741824 (1 GiB)")
     ] = 1024 * 1024
     body_timeout: Seconds = 10.0
+    # Bytes of webhook bodies held at once, all requests together; past it, 503 (hooks.budget).
+    max_buffered_bytes: Annotated[
+        int, Field(ge=1), explain("must be a whole number of bytes, 1 or more")
+    ] = 64 * 1024 * 1024
+    # A commit under way this long answers its waiting webhooks 503 (storage.health).
+    commit_stall_after: Seconds = 3.0
     # FULL: an acknowledged event survives power loss; NORMAL: survives a process crash only.
     # https://www.sqlite.org/pragma.html#pragma_synchronous
     sqlite_synchronous: Annotated[Literal["FULL", "NORMAL"], explain("must be FULL or NORMAL")] = (
         "FULL")
+    # Seconds a statement waits for another process's SQLite write lock (storage.engine).
+    sqlite_busy_timeout: Wait = 30.0
     batch_max: Annotated[
         int, Field(ge=1, le=100_000), explain("must be a whole number from 1 to 100000")
     ] = 256

@@ -12,6 +12,7 @@ import httpx
 from pydantic import AfterValidator, SecretStr
 
 from hookwatch.notifiers.base import DEFAULT_TIMEOUT, SendContext, SendResult, short
+from hookwatch.notifiers.controls import escape_controls
 from hookwatch.notifiers.fields import ChannelOptions, OptText, Secret, Timeout, Url, problem
 from hookwatch.notifiers.http import make_client, post, refused
 from hookwatch.notifiers.message import AlertMessage
@@ -47,6 +48,7 @@ class PagerDutyOptions(ChannelOptions):
 
 
 def dedup_key(alert_key: str) -> str:
+    alert_key = escape_controls(alert_key)  # deterministic: trigger and resolve still pair
     if len(alert_key) <= DEDUP_KEY_MAX:
         return alert_key
     digest = hashlib.sha256(alert_key.encode()).hexdigest()[:16]
@@ -66,11 +68,13 @@ def build_event(
     if event_action != "trigger":
         return event
     values = context(message)
+    # Shown to people in PagerDuty's UI and apps: a sender's control characters escaped.
+    name = escape_controls(message.scope_name)
     details: dict[str, Any] = {
-        "summary": message.summary,
+        "summary": escape_controls(message.summary),
         "rule": message.rule,
         "rule_kind": message.rule_kind,
-        message.scope: message.scope_name,
+        message.scope: name,
         "measured": values["measure"],
         "value": message.value,
         "threshold": message.threshold,
@@ -86,7 +90,7 @@ def build_event(
         details["reminder"] = True
     payload: dict[str, Any] = {
         "summary": short(values["title"], SUMMARY_MAX),
-        "source": source or message.scope_name or "hookwatch",
+        "source": source or name or "hookwatch",
         "severity": message.severity if message.severity in SEVERITIES else "error",
         "timestamp": iso(message.at),
         "class": message.rule_kind,
@@ -94,9 +98,9 @@ def build_event(
     }
     # component = the model, group = the deployment, as the issue asks.
     if message.scope == "deployment":
-        payload["group"] = message.scope_name
+        payload["group"] = name
     else:
-        payload["component"] = message.scope_name
+        payload["component"] = name
     event["payload"] = payload
     event["client"] = "hookwatch"
     link = values["link"]

@@ -10,6 +10,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from hookwatch.notifiers.base import short
+from hookwatch.notifiers.controls import escape_controls
 from hookwatch.notifiers.message import AlertMessage
 
 STATUS = {
@@ -58,13 +59,20 @@ def slack_escape(value: Any) -> str:
 
     https://api.slack.com/reference/surfaces/formatting#escaping
     """
-    text = "" if value is None else str(value)
+    text = "" if value is None else escape_controls(str(value))
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def oneline(value: Any, limit: int = 200) -> str:
-    """Whitespace collapsed, backticks made quotes (they would end a code span), shortened."""
-    return short(str(value).replace("`", "'"), limit)
+    """Whitespace collapsed, backticks made quotes (they would end a code span), control
+    characters escaped (notifiers.controls), shortened."""
+    return short(escape_controls(" ".join(str(value).replace("`", "'").split())), limit)
+
+
+def visible(value: Any) -> Any:
+    """Every template's finalize: text reaches a message with its control characters escaped
+    (a model name's newline must not start a forged line in a page to on-call)."""
+    return escape_controls(value) if type(value) is str else value
 
 
 def _filters(env: Environment) -> Environment:
@@ -82,6 +90,7 @@ def _plain_env() -> Environment:
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            finalize=visible,
         )
     )
 

@@ -14,7 +14,13 @@ from hookwatch.storage.writer_child import ChildConfig
 SQLITE_CONNECT_ARGS = {"check_same_thread": False, "timeout": 30, "cached_statements": 256}
 
 
-def sqlite_pragmas(synchronous: str) -> list[str]:
+BUSY_TIMEOUT = 30.0
+"""Seconds a statement waits for another connection's write lock before "database is locked".
+Senders do not wait that long: a stalled commit answers them 503 after a few seconds
+(storage.health); the commit itself keeps waiting, so it lands the moment the lock is free."""
+
+
+def sqlite_pragmas(synchronous: str, busy_timeout: float = BUSY_TIMEOUT) -> list[str]:
     """Run on every SQLite connection. WAL: readers never block the single writer
     (https://www.sqlite.org/wal.html)."""
     sync = synchronous.upper()
@@ -24,12 +30,13 @@ def sqlite_pragmas(synchronous: str) -> list[str]:
         "PRAGMA journal_mode=WAL",
         f"PRAGMA synchronous={sync}",
         "PRAGMA foreign_keys=ON",
-        "PRAGMA busy_timeout=30000",
+        f"PRAGMA busy_timeout={int(busy_timeout * 1000)}",
     ]
 
 
 def writer_process_config(
-    engine: Engine, *, sqlite_synchronous: str = "FULL", retries: int = 3
+    engine: Engine, *, sqlite_synchronous: str = "FULL", retries: int = 3,
+    sqlite_busy_timeout: float = BUSY_TIMEOUT,
 ) -> ChildConfig | None:
     """How the writer's own process connects to this engine's database; None when it cannot
     (an in-memory SQLite database lives in this process only)."""
@@ -38,14 +45,17 @@ def writer_process_config(
         if not database or database == ":memory:" or engine.url.query.get("mode") == "memory":
             return None
         return ChildConfig("sqlite", [database], dict(SQLITE_CONNECT_ARGS),
-                           sqlite_pragmas(sqlite_synchronous), retries)
+                           sqlite_pragmas(sqlite_synchronous, sqlite_busy_timeout), retries)
     args, kwargs = engine.dialect.create_connect_args(engine.url)
     # SQLAlchemy's own type adapters stay here: the writer binds plain values only.
     kwargs = {k: v for k, v in kwargs.items() if k != "context"}
     return ChildConfig(engine.dialect.name, list(args), kwargs, [], retries)
 
 
-def make_engine(url: str, *, sqlite_synchronous: str = "FULL", echo: bool = False) -> Engine:
+def make_engine(
+    url: str, *, sqlite_synchronous: str = "FULL", echo: bool = False,
+    sqlite_busy_timeout: float = BUSY_TIMEOUT,
+) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -53,7 +63,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", echo: bool = Fals
         engine = create_engine(
             url, echo=echo, connect_args=SQLITE_CONNECT_ARGS, pool_size=8, max_overflow=8
         )
-        pragmas = sqlite_pragmas(sqlite_synchronous)
+        pragmas = sqlite_pragmas(sqlite_synchronous, sqlite_busy_timeout)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:

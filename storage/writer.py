@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from hookwatch.storage.batch import BatchResult, NewEvent
+from hookwatch.storage.health import STALL_AFTER, CommitHealth, unavailable_reason
 from hookwatch.storage.rollups import Counted
 from hookwatch.storage.transaction import commit_events
 from hookwatch.storage.writer_child import ChildConfig, ChildFailed, WriterChild
@@ -48,6 +49,7 @@ class Writer:
         on_commit: OnCommit | None = None,
         retries: int = 3,
         process: ChildConfig | None = None,
+        stall_after: float = STALL_AFTER,
     ) -> None:
         self._engine = engine
         self._batch_max = batch_max
@@ -63,6 +65,9 @@ class Writer:
         self.batches = 0
         self.events = 0
         self.retried: list[str] = []  # why each retried batch failed (SQLSTATE or message)
+        self.health = CommitHealth(stall_after)
+        self._batches: dict[int, list[tuple[NewEvent, asyncio.Future[bool]]]] = {}
+        self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self._child is not None:
@@ -71,6 +76,7 @@ class Writer:
             except ChildFailed as exc:  # tried again with the first batch
                 log.error("the writer process did not start: %s", exc)
         self._task = asyncio.create_task(self._run(), name="hookwatch-writer")
+        self._watch = asyncio.create_task(self._watch_stalls(), name="hookwatch-writer-watch")
 
     @property
     def process_id(self) -> int | None:
@@ -92,9 +98,12 @@ class Writer:
         if self._task is None:
             return
         await self._queue.join()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        for task in (self._task, self._watch):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._watch = None
         self._task = None
         if self._child is not None:
             await self._child.stop()
@@ -102,7 +111,12 @@ class Writer:
         log.info("writer stopped: %d events committed in %d batches", self.events, self.batches)
 
     async def submit(self, event: NewEvent) -> bool:
-        """Wait until the event is committed; True when it was a duplicate."""
+        """Wait until the event is committed; True when it was a duplicate.
+
+        WriterUnavailable at once while a commit is stalled, and for every waiting event once
+        one stalls (storage.health): the sender retries rather than waits with it."""
+        if self.health.stalled:
+            raise WriterUnavailable("commits are stalled")
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((event, future))  # each waiting request holds one entry
         return await future
@@ -115,6 +129,13 @@ class Writer:
             items = [await self._queue.get()]
             while len(items) < self._batch_max and not self._queue.empty():
                 items.append(self._queue.get_nowait())
+            live = [item for item in items if not item[1].done()]
+            for _ in range(len(items) - len(live)):  # answered 503 by the watch while queued
+                self._queue.task_done()
+            if not live:
+                slots.release()
+                continue
+            items = live
             task = asyncio.create_task(self._commit_batch(loop, items, slots))
             self._committing.add(task)  # held, so the task is not collected mid-flight
             task.add_done_callback(self._committing.discard)
@@ -125,9 +146,18 @@ class Writer:
         items: list[tuple[NewEvent, asyncio.Future[bool]]],
         slots: asyncio.Semaphore,
     ) -> None:
+        began = time.monotonic()  # the clock /readyz reads too (not uvloop's coarse one)
+        token = self.health.began(began)
+        self._batches[token] = items
+        failure: str | None = "no answer"
         try:
-            await self._commit_items(loop, items)
+            failure = await self._commit_items(loop, items)
         finally:
+            self._batches.pop(token, None)
+            if self.health.stalled:
+                log.warning("the stalled commit ended after %.1f s (%s); webhooks are accepted",
+                            time.monotonic() - began, failure or "committed")
+            self.health.ended(token, failure)
             slots.release()
             for _, future in items:
                 if not future.done():  # never leave a request waiting on a lost answer
@@ -140,31 +170,34 @@ class Writer:
         items: list[tuple[NewEvent, asyncio.Future[bool]]],
         *,
         quiet: bool = False,
-    ) -> bool:
-        """Commit and answer the items; False when a lone event was refused (logged unless
-        quiet: one by one, the batch logs a summary instead)."""
+    ) -> str | None:
+        """Commit and answer the items; why not, when the database refused them (a lone
+        refused event is logged unless quiet: one by one, the batch logs a summary)."""
         events = [event for event, _ in items]
         try:
             # quiet: one event of a batch that failed; it must not share a transaction again.
             result = await self._commit(loop, events, alone=quiet)
         except Exception as exc:
-            if len(items) > 1:
+            if len(items) > 1 and not _database_down(exc):
                 # One bad event must not cost its batch-mates their answer: go one by one.
+                # (Not when the database itself refuses: each would wait as long again.)
                 log.error("batch of %d events not committed (%s); trying them one by one",
                           len(events), _reason(exc))
                 refused = [
                     item for item in items
-                    if not await self._commit_items(loop, [item], quiet=True)
+                    if not item[1].done()  # answered 503 meanwhile: its sender retries
+                    and await self._commit_items(loop, [item], quiet=True) is not None
                 ]
                 if refused:
                     log.error("%d of %d events refused", len(refused), len(items))
-                return True
+                return None
             if not quiet:
-                log.error("event not committed: %s", _reason(exc))
+                what = "event" if len(items) == 1 else f"batch of {len(items)} events"
+                log.error("%s not committed: %s", what, _reason(exc))
             for _, future in items:
                 if not future.done():
                     future.set_exception(WriterUnavailable(_reason(exc)))
-            return False
+            return _reason(exc)
         for (_, future), dup in zip(items, result.duplicates, strict=True):
             if not future.done():
                 future.set_result(dup)
@@ -173,7 +206,31 @@ class Writer:
                 self.on_commit(result.counted)
             except Exception:
                 log.exception("on_commit hook failed")
-        return True
+        return None
+
+    async def _watch_stalls(self) -> None:
+        """A few times per stall_after: once the oldest commit in flight has taken that long,
+        answer every waiting event 503 (queued ones are then dropped, unsent) and refuse new
+        ones until a commit ends. One timer for the writer, none per request."""
+        health = self.health
+        while True:
+            await asyncio.sleep(max(0.05, min(0.5, health.stall_after / 4)))
+            age = health.stalled_for(time.monotonic())
+            if age is None:
+                continue
+            if not health.stalled:
+                health.stalled = True
+                log.error("a commit has waited %.1f s; webhooks are answered 503 until it ends",
+                          age)
+            for items in list(self._batches.values()):
+                for _, future in items:
+                    if not future.done():
+                        future.set_exception(WriterUnavailable("commits are stalled"))
+            while not self._queue.empty():
+                _, future = self._queue.get_nowait()
+                if not future.done():
+                    future.set_exception(WriterUnavailable("commits are stalled"))
+                self._queue.task_done()
 
     def commit(self, events: Sequence[NewEvent]) -> BatchResult:
         """Commit in this process: one transaction, retried on deadlocks and busy locks."""
@@ -207,6 +264,13 @@ class Writer:
             yield raw
         finally:
             raw.close()
+
+
+def _database_down(exc: Exception) -> bool:
+    """The database refused the batch as a whole (locked, unreachable, full), whatever was in it."""
+    if isinstance(exc, ChildFailed):
+        return str(exc) == "OperationalError"  # the child sends the error's name
+    return unavailable_reason(exc) is not None
 
 
 def _reason(exc: Exception) -> str:

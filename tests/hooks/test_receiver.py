@@ -273,6 +273,31 @@ def test_health_and_readiness(client: TestClient) -> None:
     assert ready.json()["checks"]["database"] == "ok"
     pid = client.app.state.runtime.writer.process_id  # type: ignore[attr-defined]
     assert pid is not None and ready.json()["checks"]["writer"] == f"process {pid}"
+    assert ready.json()["checks"]["commits"] == "ok"
+
+
+def test_not_ready_while_commits_fail_and_ready_again_once_the_lock_is_free(
+    client: TestClient,
+) -> None:
+    """/readyz probes the write lock while the last commit failed and none is in flight;
+    /healthz, the liveness answer, stays 200 throughout."""
+    import sqlite3
+
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    health = runtime.writer.health
+    health.ended(health.began(0.0), "OperationalError")  # as a failed batch leaves it
+    lock = sqlite3.connect(runtime.engine.url.database, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    try:
+        answer = client.get("/readyz")
+        assert answer.status_code == 503
+        assert answer.json()["checks"]["commits"] == "failing: OperationalError"
+        assert client.get("/healthz").status_code == 200
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    answer = client.get("/readyz")
+    assert answer.status_code == 200 and answer.json()["checks"]["commits"] == "ok"
 
 
 def test_the_writer_thread_serves_when_the_process_is_turned_off(
