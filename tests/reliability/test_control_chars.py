@@ -70,9 +70,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     with Receiver() as slack, Receiver(answer=pagerduty_answer) as pagerduty:
         config = workdir / "hookwatch.toml"
         config.write_text(f"""
-[server]
-public_url = "https://hookwatch.example.com"
-
 [notifiers.team]
 type = "slack"
 webhook_url = "{slack.url}/services/T0/B0/x"
