@@ -13,10 +13,11 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from hookwatch.app import create_app
-from hookwatch.cli import main, startup_banner
+from hookwatch.cli import main
 from hookwatch.config import ConfigError
 from hookwatch.settings import Settings, load_settings
 from hookwatch.simulate import run
+from hookwatch.startup import startup_banner
 from tests.conftest import SECRET, LiveServer, make_settings
 
 

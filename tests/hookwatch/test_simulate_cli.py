@@ -44,8 +44,8 @@ def test_simulate_started_before_serve_loses_nothing(tmp_path: Path) -> None:
 
 
 def test_banner_warns_when_links_would_point_at_loopback() -> None:
-    from hookwatch.cli import startup_banner
     from hookwatch.settings import Settings
+    from hookwatch.startup import startup_banner
 
     public = startup_banner(Settings(host="0.0.0.0", port=8123), rules=1, notifiers=[])
     assert "listening on 0.0.0.0 without HOOKWATCH_PUBLIC_URL" in public
