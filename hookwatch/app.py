@@ -220,7 +220,7 @@ def job_specs(runtime: Runtime) -> list[JobSpec]:
                                                retention_days=settings.retention_days),
                 PRUNE_INTERVAL),
         JobSpec("deliver", runtime.delivery.run, settings.deliver_interval,
-                nudge=runtime.nudges.deliver),
+                nudge=runtime.nudges.deliver, settle=runtime.delivery.wait_idle),
         JobSpec("evaluate", runtime.evaluate, settings.evaluate_interval,
                 nudge=runtime.nudges.evaluate),
     ]

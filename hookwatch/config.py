@@ -21,7 +21,12 @@ from hookwatch.alerts.rules import (
     default_rules,
 )
 from hookwatch.notifiers.fields import problem
-from hookwatch.notifiers.registry import NOTIFIERS, NotifierConfig, NotifierOptions
+from hookwatch.notifiers.registry import (
+    NOTIFIERS,
+    NotifierConfig,
+    NotifierOptions,
+    fallback_problems,
+)
 from hookwatch.problems import ConfigError, field_names, message, model_field, unknown_key
 from hookwatch.settings import ServerSettings
 from hookwatch.tomlfile import Loc, expand_env, read_toml
@@ -91,6 +96,9 @@ def parse_config(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
         found += [(loc, text) for loc, text, across in _located(exc, expanded)
                   if not (across and loc[:2] in unset)]
     found += _duplicate_rules(expanded.get("rules"))
+    if model is not None:
+        found += [(("notifiers", name, "fallback"), text) for name, text in fallback_problems(
+            {name: options.fallback for name, options in model.notifiers.items()})]
     if found or model is None:
         raise ConfigError(_lines(found, expanded), path)
     notifiers = {name: NotifierConfig(name, options) for name, options in model.notifiers.items()}

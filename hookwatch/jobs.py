@@ -32,6 +32,9 @@ class JobSpec:
     # Runs the job soon after an event (a counted failure, new outbox rows); started while the
     # job is scheduled here (on the leader, for a leader-only job), stopped otherwise.
     nudge: Nudge | None = None
+    # A job that hands its work to threads of its own (deliver: one per channel) and returns:
+    # `run_now` waits for that work to end, the schedule never does.
+    settle: Callable[[], object] | None = None
 
 
 def _not_an_overrun(record: logging.LogRecord) -> bool:
@@ -73,6 +76,8 @@ class Jobs:
         for spec in self.specs:
             if spec.name == name:
                 self.run(spec)
+                if spec.settle is not None:
+                    spec.settle()
                 return
         raise KeyError(name)
 

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from hookwatch.notifiers.message import AlertMessage
 
-# Seconds; a receiver may not hold the worker longer than this per request.
+# Seconds; a receiver may not hold its channel longer than this for a whole exchange.
 DEFAULT_TIMEOUT = 10.0
 # A Retry-After longer than this is clamped: the worker's own max age decides when to give up.
 MAX_RETRY_AFTER = 3600.0
@@ -64,6 +64,9 @@ class Notifier(Protocol):
     def destination(self) -> str: ...
 
     def send(self, message: AlertMessage, context: SendContext) -> SendResult | None: ...
+
+    def abort(self) -> None:
+        """Stop a send in flight now, from another thread (service shutdown)."""
 
     def close(self) -> None: ...
 

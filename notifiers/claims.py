@@ -7,9 +7,10 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Table, exists, func, insert, select, update
+from sqlalchemy import Connection, Engine, Table, exists, func, insert, literal, select, update
 from sqlmodel import SQLModel
 
+from hookwatch.notifiers.health import Outcome, note
 from hookwatch.storage.tables import DeliveryAttempt, Notification
 
 log = logging.getLogger("hookwatch.notifiers")
@@ -103,8 +104,11 @@ def record(
     http_status: int | None = None,
     duration_ms: float = 0.0,
     external_ref: str | None = None,
+    health: Outcome | None = None,
+    copy_to: str | None = None,
 ) -> None:
-    """The row's new state and one DeliveryAttempt, in one transaction."""
+    """The row's new state and one DeliveryAttempt (and, after a send, the notifier's health
+    record; with `copy_to`, a copy of the row for that notifier), in one transaction."""
     n = NOTIFICATIONS
     values: dict[str, Any] = {
         "state": state,
@@ -122,6 +126,35 @@ def record(
             notification_id=row.id, at=now, outcome=outcome, http_status=http_status,
             error=error, duration_ms=round(duration_ms, 3),
         ))
+        if health is not None:
+            note(conn, health, now=now)
+        if copy_to is not None:
+            _copy_to(conn, row.id, to=copy_to, now=now)
+
+
+def _copy_to(conn: Connection, row_id: int, *, to: str, now: float) -> None:
+    """A pending copy of an outbox row for notifier `to`, due now."""
+    n = NOTIFICATIONS
+    kept = [c for c in n.c if c.name not in ("id", "notifier", "state", "created_at", "due_at",
+                                              "attempts", "sent_at", "last_error",
+                                              "external_ref")]
+    conn.execute(insert(n).from_select(
+        [c.name for c in kept] + ["notifier", "state", "created_at", "due_at", "attempts"],
+        select(*kept, literal(to), literal("pending"), literal(now), literal(now),
+               literal(0)).where(n.c.id == row_id),
+    ))
+
+
+def reroute(engine: Engine, row: Claimed, *, to: str, reason: str, now: float) -> None:
+    """Hand a claimed row to another notifier (a fallback) untried: this one fails with
+    `reason`, a copy for `to` is due now, in one transaction."""
+    n = NOTIFICATIONS
+    with engine.begin() as conn:
+        _copy_to(conn, row.id, to=to, now=now)
+        conn.execute(update(n).where(n.c.id == row.id)
+                     .values(state="failed", last_error=reason, due_at=now))
+    log.warning("notification %s (%s) to %r handed to %r: %s", row.id, row.kind, row.notifier,
+                to, reason)
 
 
 def release(engine: Engine, row: Claimed, *, due_at: float) -> None:

@@ -46,6 +46,10 @@ class Channel:
     down_until: float | None = None  # a temporary failure: nothing is tried before this
     min_interval: float = 0.0  # seconds between two sends to one destination (Slack: 1)
     last_sent: float | None = None  # the last send to this destination
+    # The notifier keeps failing (notifiers.health) and has a fallback: its rows go there,
+    # but for a probe now and then (`probe_due`) that tells when it works again.
+    fallback: str | None = None
+    probe_due: bool = True
 
 
 # --- before the send -----------------------------------------------------------------------
@@ -76,13 +80,29 @@ class Fail:
     reason: str
 
 
-Before = Send | Defer | Suppress | Fail
+@dataclass(frozen=True)
+class Reroute:
+    """Handed to the notifier's fallback: this row fails with `reason`, a copy goes to `to`."""
+
+    to: str
+    reason: str
+
+
+Before = Send | Defer | Suppress | Fail | Reroute
+
+
+def _reroute(row: Claimed, fallback: str) -> Reroute:
+    return Reroute(fallback, f"notifier {row.notifier!r} keeps failing; handed to its "
+                             f"fallback {fallback!r}")
 
 
 def decide(row: Claimed, channel: Channel, earlier: Sequence[Earlier], *, now: float) -> Before:
     """What to do with a claimed row before any network call."""
     if not channel.configured:
         return Fail(f"notifier {row.notifier!r} is not in the config (any more)")
+    if channel.fallback is not None and row.kind != "test" and (
+            not channel.probe_due or channel.down_until is not None):
+        return _reroute(row, channel.fallback)
     if channel.down_until is not None:
         return Defer(max(row.due_at, channel.down_until))
     if row.kind == "resolve" and not channel.send_resolved:
@@ -119,7 +139,7 @@ class GiveUp:
     reason: str
 
 
-After = Retry | GiveUp
+After = Retry | GiveUp | Reroute
 
 
 def backoff(attempt: int, jitter: float) -> float:
@@ -134,9 +154,12 @@ def backoff(attempt: int, jitter: float) -> float:
 
 def after_failure(
     row: Claimed, *, detail: str, retryable: bool, retry_after: float | None, now: float,
-    max_age: float, jitter: float,
+    max_age: float, jitter: float, fallback: str | None = None,
 ) -> After:
-    """A send failed with `detail` (already redacted): retry at T, or give up for good."""
+    """A send failed with `detail` (already redacted): retry at T, give up for good, or, when
+    the notifier keeps failing and has a `fallback`, hand the row to it."""
+    if fallback is not None and row.kind != "test":
+        return _reroute(row, fallback)
     if not retryable:
         return GiveUp(detail)
     attempts = row.attempts + 1

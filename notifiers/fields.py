@@ -154,6 +154,9 @@ class ChannelOptions(BaseModel):
     hints: ClassVar[dict[str, str]] = {}
 
     send_resolved: Bool = True
+    # Another notifier's name: where this one's notifications go while it keeps failing
+    # (notifiers.health); checked across the notifiers by hookwatch.config.
+    fallback: OptText = None
 
     def secrets(self) -> list[str]:
         """Every value that must never reach a log line (redaction)."""

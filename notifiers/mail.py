@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.policy
 import hashlib
 import smtplib
 import socket
 import ssl
+import threading
+import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from typing import Annotated, Any, Literal
@@ -139,12 +142,47 @@ def build_email(
     return mail
 
 
+class _Watchdog:
+    """One deadline for a whole SMTP exchange: smtplib's timeout applies to each read, so a
+    server answering a byte at a time would hold the channel. At the deadline (or on abort)
+    the socket is shut down, which ends a blocked read at once."""
+
+    def __init__(self) -> None:
+        self.sockets: set[socket.socket] = set()
+        self.lock = threading.Lock()
+        self.aborted = False
+
+    def watch(self, sock: socket.socket) -> None:
+        with self.lock:
+            self.sockets.add(sock)
+        if self.aborted:
+            self.fire()
+
+    def fire(self) -> None:
+        with self.lock:
+            sockets, self.sockets = list(self.sockets), set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def _client_class(base: type[smtplib.SMTP], watchdog: _Watchdog) -> Any:
+    class Watched(base):  # type: ignore[valid-type,misc]
+        def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+            sock: socket.socket = super()._get_socket(host, port, timeout)
+            watchdog.watch(sock)
+            return sock
+
+    return Watched
+
+
 class EmailNotifier:
     min_interval = 0.0
 
     def __init__(self, name: str, options: EmailOptions) -> None:
         self.name = name
         self.options = options
+        self._watchdog = _Watchdog()
 
     def destination(self) -> str:
         return f"smtp:{self.options.smtp_host}:{self.options.smtp_port}"
@@ -155,14 +193,19 @@ class EmailNotifier:
     def send(self, message: AlertMessage, context: SendContext) -> SendResult | None:
         mail = build_email(self.options, message, context)
         o = self.options
+        timer = threading.Timer(o.timeout, self._watchdog.fire)
+        timer.daemon = True
+        timer.start()
+        started = time.monotonic()
         try:
             client: smtplib.SMTP
             if o.implicit_tls:
-                client = smtplib.SMTP_SSL(
+                client = _client_class(smtplib.SMTP_SSL, self._watchdog)(
                     o.smtp_host, o.smtp_port, timeout=o.timeout, context=self._tls()
                 )
             else:
-                client = smtplib.SMTP(o.smtp_host, o.smtp_port, timeout=o.timeout)
+                client = _client_class(smtplib.SMTP, self._watchdog)(
+                    o.smtp_host, o.smtp_port, timeout=o.timeout)
             with client:
                 client.ehlo()
                 if o.starttls:
@@ -172,9 +215,22 @@ class EmailNotifier:
                     client.login(o.username, o.password.get_secret_value())
                 client.send_message(mail, from_addr=parseaddr(o.sender)[1], to_addrs=list(o.to))
         except Exception as exc:
+            if self._watchdog.aborted:
+                raise NotifyError("the delivery worker is stopping", retryable=True) from None
+            if time.monotonic() - started >= o.timeout:
+                raise NotifyError(f"SMTP server {o.smtp_host} did not finish in time "
+                                  f"({o.timeout:g} s for the whole exchange)",
+                                  retryable=True) from None
             raise smtp_error(exc, o.smtp_host) from None
+        finally:
+            timer.cancel()
+            self._watchdog.fire()  # forget this exchange's sockets (closed by now)
         # A partly refused recipient list still counts as sent: a retry would double the rest.
         return SendResult(external_ref=str(mail["Message-ID"]))
+
+    def abort(self) -> None:
+        self._watchdog.aborted = True
+        self._watchdog.fire()
 
     def close(self) -> None:
         return None

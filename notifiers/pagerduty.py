@@ -14,7 +14,7 @@ from pydantic import AfterValidator, SecretStr
 from hookwatch.notifiers.base import DEFAULT_TIMEOUT, SendContext, SendResult, short
 from hookwatch.notifiers.controls import escape_controls
 from hookwatch.notifiers.fields import ChannelOptions, OptText, Secret, Timeout, Url, problem
-from hookwatch.notifiers.http import make_client, post, refused
+from hookwatch.notifiers.http import make_client, refused
 from hookwatch.notifiers.message import AlertMessage
 from hookwatch.notifiers.render import context, iso, oneline
 
@@ -136,7 +136,7 @@ class PagerDutyNotifier:
         return SendResult(http_status=status)
 
     def _post(self, event: dict[str, Any], context: SendContext) -> int:
-        response = post(self._client, self.options.events_url, who="PagerDuty", json=event)
+        response = self._client.post(self.options.events_url, who="PagerDuty", json=event)
         status = response.status_code
         if 200 <= status < 300:  # 202 Accepted, normally
             return status
@@ -144,6 +144,9 @@ class PagerDutyNotifier:
         # https://developer.pagerduty.com/docs/events-api-v2/overview/#response-codes--retry-logic
         raise refused("PagerDuty", status=status, body=response.text,
                       retry_after=response.headers.get("retry-after"), now=context.now)
+
+    def abort(self) -> None:
+        self._client.abort()
 
     def close(self) -> None:
         self._client.close()

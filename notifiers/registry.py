@@ -8,7 +8,7 @@ check-config, the JSON Schema (`hookwatch config-schema`) and the problem lines 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -66,8 +66,36 @@ class NotifierConfig:
     def send_resolved(self) -> bool:
         return self.options.send_resolved
 
+    @property
+    def fallback(self) -> str | None:
+        """Where its notifications go while it keeps failing (notifiers.health)."""
+        return self.options.fallback
+
     def secrets(self) -> list[str]:
         return self.options.secrets()
+
+
+def fallback_problems(fallbacks: Mapping[str, str | None]) -> list[tuple[str, str]]:
+    """(notifier, problem) for each `fallback` that names no other notifier, or whose chain
+    comes back to it: a notification must always end somewhere."""
+    found: list[tuple[str, str]] = []
+    for name, target in fallbacks.items():
+        if target is None:
+            continue
+        if target == name:
+            found.append((name, "a notifier cannot be its own fallback"))
+        elif target not in fallbacks:
+            known = ", ".join(sorted(set(fallbacks) - {name})) or "none"
+            found.append((name, f"unknown notifier {target!r} (known: {known})"))
+        else:
+            seen: list[str] = [name]
+            step: str | None = target
+            while step is not None and step in fallbacks and step not in seen:
+                seen.append(step)
+                step = fallbacks[step]
+            if step == name:
+                found.append((name, f"fallbacks form a cycle: {' -> '.join([*seen, name])}"))
+    return found
 
 
 def build(config: NotifierConfig) -> Notifier:

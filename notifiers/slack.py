@@ -1,20 +1,13 @@
-"""The Slack channel: Block Kit through slack-sdk, by incoming webhook or bot token + channel."""
+"""The Slack channel: Block Kit, by incoming webhook or bot token + channel (chat.postMessage)."""
 
 from __future__ import annotations
 
 import hashlib
-import logging
-import math
 import re
-import socket
-import urllib.error
-from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import AfterValidator, SecretStr, model_validator
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackRequestError
-from slack_sdk.webhook import WebhookClient
 
 from hookwatch.notifiers.base import (
     DEFAULT_TIMEOUT,
@@ -34,13 +27,11 @@ from hookwatch.notifiers.fields import (
     problem,
     url_ok,
 )
-from hookwatch.notifiers.http import refused
+from hookwatch.notifiers.http import make_client, refused
 from hookwatch.notifiers.message import AlertMessage
 from hookwatch.notifiers.render import context, render, slack_escape
 
 DEFAULT_API_URL = "https://slack.com/api/"
-# slack-sdk logs request URLs at DEBUG; it gets this logger, which redacts secrets.
-SDK_LOGGER = logging.getLogger("hookwatch.notifiers.slack_sdk")
 
 # Block Kit limits: https://api.slack.com/reference/block-kit/blocks
 MAX_BLOCKS = 50
@@ -149,44 +140,17 @@ def build_blocks(message: AlertMessage) -> tuple[str, list[dict[str, Any]]]:
     return fallback, blocks[:MAX_BLOCKS]
 
 
-def _header(headers: Mapping[str, Any] | Any, name: str) -> str | None:
-    if headers is None:
-        return None
-    getter = getattr(headers, "get", None)
-    if getter is None:
-        return None
-    for candidate in (name, name.lower(), name.title()):
-        value = getter(candidate)
-        if value is not None:
-            return str(value)
-    if isinstance(headers, Mapping):
-        for key, value in headers.items():
-            if str(key).lower() == name.lower():
-                return str(value)
-    return None
-
-
 class SlackNotifier:
+    """Posts with the shared HTTP client (notifiers.http), not slack-sdk's urllib clients:
+    their timeout is per socket read and they read every answer whole, so one trickling or
+    huge answer would hold the channel; the wire format is the same JSON either way."""
+
     min_interval = 1.0  # https://api.slack.com/apis/rate-limits#posting-messages
 
     def __init__(self, name: str, options: SlackOptions) -> None:
         self.name = name
         self.options = options
-        timeout = math.ceil(options.timeout)
-        self._webhook: WebhookClient | None = None
-        self._web: WebClient | None = None
-        # retry_handlers=[]: the outbox worker owns retries and backoff, the SDK must not.
-        if options.webhook_url is not None:
-            self._webhook = WebhookClient(
-                options.webhook_url.get_secret_value(), timeout=timeout, logger=SDK_LOGGER,
-                retry_handlers=[],
-            )
-        else:
-            assert options.token is not None
-            self._web = WebClient(
-                token=options.token.get_secret_value(), base_url=options.api_url,
-                timeout=timeout, logger=SDK_LOGGER, retry_handlers=[],
-            )
+        self._client = make_client(options.timeout)
 
     def destination(self) -> str:
         if self.options.webhook_url is not None:
@@ -196,73 +160,68 @@ class SlackNotifier:
 
     def send(self, message: AlertMessage, context: SendContext) -> SendResult | None:
         text, blocks = build_blocks(message)
-        try:
-            if self._webhook is not None:
-                return self._send_webhook(text, blocks, context)
-            return self._post(message, text, blocks, context)
-        except NotifyError:
-            raise
-        except SlackApiError as exc:
-            raise self._api_error(exc, context) from None
-        except SlackRequestError as exc:
-            raise NotifyError(f"Slack request refused by the SDK: {short(str(exc), 200)}",
-                              retryable=False) from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise _network_error(exc) from None
+        if self.options.webhook_url is not None:
+            return self._send_webhook(text, blocks, context)
+        return self._post(message, text, blocks, context)
 
     def _send_webhook(
         self, text: str, blocks: list[dict[str, Any]], context: SendContext
     ) -> SendResult:
-        assert self._webhook is not None
-        response = self._webhook.send(text=text, blocks=blocks, unfurl_links=False)
+        assert self.options.webhook_url is not None
+        response = self._client.post(self.options.webhook_url.get_secret_value(),
+                                     who="Slack webhook", json={
+                                         "text": text, "blocks": blocks, "unfurl_links": False})
         status = response.status_code
         if status == 200:
             return SendResult(http_status=status)
         # Incoming webhook errors: https://api.slack.com/messaging/webhooks#handling_errors
-        raise refused("Slack webhook", status=status, body=response.body,
-                      retry_after=_header(response.headers, "Retry-After"), now=context.now)
+        raise refused("Slack webhook", status=status, body=response.content,
+                      retry_after=response.headers.get("retry-after"), now=context.now)
 
     def _post(
         self, message: AlertMessage, text: str, blocks: list[dict[str, Any]], context: SendContext
     ) -> SendResult:
-        assert self._web is not None
         threaded = message.kind != "trigger" and context.thread_ref is not None
-        response = self._web.chat_postMessage(
-            channel=self.options.channel or "",
-            text=text,
-            blocks=blocks,
-            unfurl_links=False,
+        body: dict[str, Any] = {
+            "channel": self.options.channel or "", "text": text, "blocks": blocks,
+            "unfurl_links": False,
+        }
+        if threaded:
             # Resolutions, reminders and acknowledgements go in the trigger's thread; the
             # resolution and reminders are also shown in the channel.
-            thread_ts=context.thread_ref if threaded else None,
-            reply_broadcast=True if threaded and message.kind in ("resolve", "reminder") else None,
-        )
-        ts = response.get("ts")
-        return SendResult(external_ref=str(ts) if ts else None, http_status=response.status_code)
+            body["thread_ts"] = context.thread_ref
+            if message.kind in ("resolve", "reminder"):
+                body["reply_broadcast"] = True
+        answer = self.call("chat.postMessage", body, context)
+        ts = answer.get("ts")
+        return SendResult(external_ref=str(ts) if ts else None, http_status=200)
 
-    def _api_error(self, exc: SlackApiError, context: SendContext) -> NotifyError:
-        response = exc.response
-        status = int(getattr(response, "status_code", 0) or 0)
+    def call(self, method: str, body: dict[str, Any], context: SendContext) -> dict[str, Any]:
+        """One Web API method (https://api.slack.com/web#posting_json); its ok answer."""
+        assert self.options.token is not None
+        response = self._client.post(
+            self.options.api_url.rstrip("/") + "/" + method, who="Slack", json=body,
+            headers={"authorization": f"Bearer {self.options.token.get_secret_value()}"})
+        status = response.status_code
         try:
-            code = short(str(response.get("error") or ""), 100)
-        except Exception:
-            code = ""
-        retry_after = parse_retry_after(_header(getattr(response, "headers", None), "Retry-After"),
-                                        context.now)
+            answer = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            answer = {}
+        if not isinstance(answer, dict):
+            answer = {}
+        if status == 200 and answer.get("ok") is True:
+            return answer
+        code = short(str(answer.get("error") or ""), 100)
         retryable = retryable_status(status) if status != 200 else code in _RETRYABLE_API_ERRORS
-        return NotifyError(
-            f"Slack chat.postMessage failed: HTTP {status}{f', error {code}' if code else ''}",
+        raise NotifyError(
+            f"Slack {method} failed: HTTP {status}{f', error {code}' if code else ''}",
             retryable=retryable,
-            retry_after=retry_after,
+            retry_after=parse_retry_after(response.headers.get("retry-after"), context.now),
             http_status=status or None,
         )
 
+    def abort(self) -> None:
+        self._client.abort()
+
     def close(self) -> None:
-        return None
-
-
-def _network_error(exc: BaseException) -> NotifyError:
-    reason = getattr(exc, "reason", exc)
-    if isinstance(reason, socket.timeout | TimeoutError):
-        return NotifyError("Slack did not answer in time", retryable=True)
-    return NotifyError(f"cannot reach Slack: {short(str(reason), 200)}", retryable=True)
+        self._client.close()

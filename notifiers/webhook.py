@@ -17,7 +17,7 @@ from hookwatch.hooks.signature import SecretFormatError, parse_secret, sign
 from hookwatch.notifiers.base import DEFAULT_TIMEOUT, NotifyError, SendContext, SendResult
 from hookwatch.notifiers.body_template import BodyTemplate, BodyTemplateError
 from hookwatch.notifiers.fields import ChannelOptions, Secret, Timeout, Url, problem
-from hookwatch.notifiers.http import make_client, post, refused
+from hookwatch.notifiers.http import make_client, refused
 from hookwatch.notifiers.message import AlertMessage
 from hookwatch.notifiers.render import STATUS, context, iso
 
@@ -121,7 +121,7 @@ class WebhookNotifier:
                                       body),
         }
         host = self.options.host
-        response = post(self._client, self.options.url, who=host, content=body, headers=headers)
+        response = self._client.post(self.options.url, who=host, content=body, headers=headers)
         status = response.status_code
         if 200 <= status < 300:
             return SendResult(http_status=status)
@@ -131,6 +131,9 @@ class WebhookNotifier:
                               retryable=False, http_status=status)
         raise refused(host, status=status, body=response.text,
                       retry_after=response.headers.get("retry-after"), now=context.now)
+
+    def abort(self) -> None:
+        self._client.abort()
 
     def close(self) -> None:
         self._client.close()

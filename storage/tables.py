@@ -266,3 +266,17 @@ class ReconcileCheck(SQLModel, table=True):
     http_status: int | None = None
     checked_at: float
     next_at: float
+
+
+class NotifierHealth(SQLModel, table=True):
+    """Each notifier's recent sends, written with each attempt (notifiers/health.py decides
+    from it whether the notifier keeps failing)."""
+
+    __tablename__ = "notifier_health"
+
+    notifier: str = Field(primary_key=True, max_length=100)
+    permanent_streak: int = 0  # permanent failures since the last success
+    failing_since: float | None = None  # the first failure since the last success
+    last_attempt_at: float | None = None
+    last_success_at: float | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text))

@@ -150,8 +150,8 @@ def test_load_config_reads_env_and_check_config_reports(tmp_path: Path,
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
     assert info.value.problems == [
-        "notifiers.team.colour: unknown key (expected one of api_url, channel, send_resolved, "
-        "timeout, token, type, webhook_url)",
+        "notifiers.team.colour: unknown key (expected one of api_url, channel, fallback, "
+        "send_resolved, timeout, token, type, webhook_url)",
     ]
     path.write_text('[notifiers.oncall]\ntype = "pagerduty"\nrouting_key = "${PD_KEY}"\n')
     config = load_config(path, env={"PD_KEY": ROUTING_KEY})
