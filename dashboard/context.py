@@ -30,6 +30,7 @@ from hookwatch.dashboard.readings import Readings
 from hookwatch.dashboard.render import render
 from hookwatch.dashboard.rows import row_groups
 from hookwatch.hooks.refusals import Refusals
+from hookwatch.notifiers.health import failing
 from hookwatch.storage.health import CommitHealth
 
 SORT_LABELS = {
@@ -57,6 +58,7 @@ class Dashboard:
     readings: Readings = field(default_factory=Readings)
     failures: RecentFailures = field(default_factory=RecentFailures)
     refusals: Refusals = field(default_factory=Refusals)  # the receiver's, counted per minute
+    notifiers: tuple[str, ...] = ()  # the configured notifiers, whose health the page shows
     watch: Watch = field(init=False)  # which scopes the rules cover, from alerts.rules
 
     def __post_init__(self) -> None:
@@ -82,14 +84,24 @@ def picture_for(board: Dashboard, view: View, *, with_failures: bool = True) -> 
     return picture
 
 
+def failing_notifiers(board: Dashboard) -> list[tuple[str, str]]:
+    """(name, why) of each configured notifier that keeps failing (notifiers.health)."""
+    if not board.notifiers:
+        return []
+    found = failing(board.engine, list(board.notifiers), now=board.clock())
+    return [(name, found[name].reason()) for name in sorted(found)]
+
+
 def page_context(picture: Picture, view: View, **extra: Any) -> dict[str, Any]:
     return {
         "picture": picture, "groups": row_groups(picture), "view": view, "kinds": SCOPE_KINDS,
-        "statuses": STATUSES, "sorts": SORT_LABELS, "oob": False, **extra,
+        "statuses": STATUSES, "sorts": SORT_LABELS, "oob": False, "failing_notifiers": [],
+        **extra,
     }
 
 
 def live_html(board: Dashboard, view: View) -> str:
     """Every refreshable part, each swapped into the page by its id (hx-swap-oob)."""
     picture = picture_for(board, view)
-    return render("live.html", **page_context(picture, view, oob=True))
+    return render("live.html", **page_context(picture, view, oob=True,
+                                              failing_notifiers=failing_notifiers(board)))

@@ -9,7 +9,13 @@ from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
 from hookwatch.dashboard.api import queue_time
-from hookwatch.dashboard.context import DashboardDep, live_html, page_context, picture_for
+from hookwatch.dashboard.context import (
+    DashboardDep,
+    failing_notifiers,
+    live_html,
+    page_context,
+    picture_for,
+)
 from hookwatch.dashboard.notfound import not_found
 from hookwatch.dashboard.picture import View
 from hookwatch.dashboard.render import HTML_HEADERS, render
@@ -30,7 +36,8 @@ def index(
     view = View.of(dict(request.query_params))
     picture = picture_for(board, view)
     html = render("index.html", **page_context(picture, view, refresh=f"{refresh:g}",
-                                               gaps=gaps_defs()))
+                                               gaps=gaps_defs(),
+                                               failing_notifiers=failing_notifiers(board)))
     return HTMLResponse(html, headers=HTML_HEADERS)
 
 

@@ -32,6 +32,8 @@ from hookwatch.hooks.signature import Verifier
 from hookwatch.jobs import Jobs, JobSpec
 from hookwatch.leader import leadership_for, replica_name
 from hookwatch.metrics import Metrics
+from hookwatch.notifiers.health import HealthCollector
+from hookwatch.notifiers.health import summary as health_summary
 from hookwatch.notifiers.worker import DeliveryWorker
 from hookwatch.nudge import Nudge
 from hookwatch.runtime import (
@@ -188,9 +190,13 @@ def build_runtime(settings: Settings, config: Config, clock: Callable[[], float]
     leader = leadership_for(engine, name=replica_name(settings.port))
     # Open on loopback, or the tokens (made and kept off loopback): DESIGN.md "Access".
     access = dashboard_access(settings, now=clock())
+    names = tuple(config.notifiers)
+    metrics.registry.register(HealthCollector(engine, list(names), clock))
     dashboard = Dashboard(
         engine=engine, clock=clock, alerts=alerts, registry=metrics.registry,
-        readiness=lambda: {"leadership": leader.status, "writer": writer.describe()},
+        readiness=lambda: {"leadership": leader.status, "writer": writer.describe(),
+                           "notifiers": health_summary(engine, list(names), now=clock())},
+        notifiers=names,
         commits=writer.health,
         show_payloads=settings.show_payloads, refusals=refusals,
         gate=None if access.access.is_open else Gate(access.access), access=access.access,

@@ -3,8 +3,11 @@ the SQL that keeps the record in the attempt's transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import Connection, Engine, Table, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel
@@ -98,6 +101,37 @@ def load(engine: Engine, names: list[str] | None = None) -> dict[str, Health]:
         stmt = stmt.where(HEALTH.c.notifier.in_(sorted(names)))
     with engine.connect() as conn:
         return {r["notifier"]: Health(**r) for r in conn.execute(stmt).mappings()}
+
+
+def summary(engine: Engine, names: list[str], *, now: float) -> dict[str, str]:
+    """For /readyz: "ok", or why, per configured notifier."""
+    found = failing(engine, names, now=now)
+    return {n: f"failing: {found[n].reason()}" if n in found else "ok" for n in sorted(names)}
+
+
+class HealthCollector(Collector):
+    """/metrics: hookwatch_notifier_failing{notifier} is 1 while it keeps failing; read from
+    the database at each scrape, so every replica tells the same."""
+
+    def __init__(self, engine: Engine, names: list[str], clock: Callable[[], float]) -> None:
+        self.engine = engine
+        self.names = names
+        self.clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily(
+            "hookwatch_notifier_failing",
+            "1 while the notifier keeps failing (5 permanent failures in a row, or an hour of "
+            "temporary ones); its notifications go to its fallback, if it has one.",
+            labels=["notifier"],
+        )
+        try:
+            found = failing(self.engine, self.names, now=self.clock())
+        except Exception:  # a scrape must not fail with the database; /readyz tells that
+            return
+        for name in sorted(self.names):
+            gauge.add_metric([name], 1.0 if name in found else 0.0)
+        yield gauge
 
 
 def failing(engine: Engine, names: list[str], *, now: float) -> dict[str, Health]:

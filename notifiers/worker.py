@@ -102,6 +102,7 @@ class ChannelSender:
         self._wanted: float | None = None
         self._thread: threading.Thread | None = None
         self._state = threading.Lock()
+        self._wake_others = True
 
     @property
     def name(self) -> str:
@@ -116,10 +117,12 @@ class ChannelSender:
 
     # --- passes ---------------------------------------------------------------------------
 
-    def run_pass(self, now: float) -> DeliveryReport:
-        """Send this channel's due rows, within its own time budget."""
+    def run_pass(self, now: float, *, wake: bool = True) -> DeliveryReport:
+        """Send this channel's due rows, within its own time budget; rows handed to a fallback
+        start its channel (unless `wake` is false: the caller runs it)."""
         report = DeliveryReport()
         with self.lock:
+            self._wake_others = wake
             self.down_until = None
             self.health = load(self.engine, [self.name]).get(self.name, Health(self.name))
             started = time.monotonic()
@@ -173,7 +176,8 @@ class ChannelSender:
         if isinstance(decision, Reroute):
             reroute(self.engine, row, to=decision.to, reason=decision.reason, now=now)
             report.rerouted += 1
-            self._wake(decision.to, now)
+            if self._wake_others:
+                self._wake(decision.to, now)
             return
         if not isinstance(decision, Send):
             carry_out(self.engine, row, decision, now=now, report=report)
@@ -216,7 +220,8 @@ class ChannelSender:
             self._attempts.labels(row.notifier, "failed").inc()
             report.rerouted += 1
             log.warning("%s failed: %s; %s", where, detail, decided.reason)
-            self._wake(decided.to, now)
+            if self._wake_others:
+                self._wake(decided.to, now)
             return
         if isinstance(decided, GiveUp):
             record(self.engine, row, now=now, state="failed", outcome="failed",
@@ -338,7 +343,7 @@ class DeliveryWorker:
 
                 def one(s: ChannelSender = sender,
                         into: dict[str, DeliveryReport] = results) -> None:
-                    into[s.name] = s.run_pass(now)
+                    into[s.name] = s.run_pass(now, wake=False)
 
                 thread = threading.Thread(target=one, name=f"deliver-{name}", daemon=True)
                 thread.start()

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import ipaddress
 import json
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -277,3 +278,120 @@ def enqueue(engine: Engine, message: AlertMessage, *, notifier: str, now: float,
         session.commit()
         assert row.id is not None
         return row.id
+
+
+# --- misbehaving receivers (raw sockets: they must not be polite) -------------------------
+
+
+class RawReceiver:
+    """A TCP server whose `serve(conn)` runs per connection in its own thread; it records how
+    many connections came and how many answer bytes it wrote before the peer left."""
+
+    def __init__(self) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.connections = 0
+        self.written = 0
+        self.connected = threading.Event()
+        self.stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def _accept(self) -> None:
+        self._sock.settimeout(0.05)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            self.connected.set()
+            thread = threading.Thread(target=self._run, args=(conn,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _run(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                read_request(conn)
+                self.serve(conn)
+            except OSError:
+                pass
+
+    def __enter__(self) -> RawReceiver:
+        thread = threading.Thread(target=self._accept, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self._sock.close()
+        for thread in self._threads:
+            thread.join(5)
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """Read one HTTP request (head and content-length body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+class Hanging(RawReceiver):
+    """Accepts the connection, reads the request, never answers."""
+
+    def serve(self, conn: socket.socket) -> None:
+        self.stop.wait(60)
+
+
+class Trickling(RawReceiver):
+    """Answers one byte every `every` seconds: each read arrives before any read timeout."""
+
+    def __init__(self, every: float = 0.1) -> None:
+        super().__init__()
+        self.every = every
+
+    def serve(self, conn: socket.socket) -> None:
+        answer = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n" + b"x-pad: " + b"a" * 10_000
+        for byte in answer:
+            if self.stop.wait(self.every):
+                return
+            conn.sendall(bytes([byte]))
+            self.written += 1
+
+
+class Huge(RawReceiver):
+    """A 200 whose body is `size` bytes, written as fast as the peer reads."""
+
+    def __init__(self, size: int = 50 * 1024 * 1024) -> None:
+        super().__init__()
+        self.size = size
+
+    def serve(self, conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                     + f"content-length: {self.size}\r\n\r\n".encode())
+        chunk = b"x" * 65536
+        while self.written < self.size and not self.stop.is_set():
+            conn.sendall(chunk)
+            self.written += len(chunk)

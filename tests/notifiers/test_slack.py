@@ -1,4 +1,4 @@
-"""Slack through the real slack-sdk clients against a local recording server."""
+"""Slack through the shared httpx client against a local recording server."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def test_incoming_webhook_posts_block_kit(receiver: Receiver,
     assert "121 predictions: 78 succeeded, 42 failed, 1 canceled, 0 aborted" in section
     assert "30\u00d7 `CUDA out of memory" in body["blocks"][2]["text"]["text"]
     assert body["blocks"][3]["elements"][0]["url"] == "https://hooks.example.com/alerts/7"
-    # slack-sdk logs the request URL at DEBUG; the secret path never reaches a record
+    # httpx logs the request URL; the secret path never reaches a record
     assert caplog.records
     assert SLACK_PATH not in caplog.text and "sl4ckS3cret" not in caplog.text
 
@@ -81,7 +81,7 @@ def test_webhook_errors(receiver: Receiver) -> None:
         sender.send(alert(), SendContext(now=NOW))
     assert not info.value.retryable
     assert info.value.detail == "Slack webhook answered HTTP 404: no_service"
-    assert len(receiver.requests) == 3  # the SDK retried nothing by itself
+    assert len(receiver.requests) == 3  # the client retried nothing by itself
 
 
 def test_token_path_threads_the_resolution(api: Receiver) -> None:
