@@ -8,7 +8,8 @@ channel hears of the members routed to it. It closes when a notification saying 
 member resolved has left; the next alert with its key opens a new one.
 
 Folding needs no timer: a notification is written due at the group's next slot, and later
-changes rewrite it while it still waits in the outbox (`pending_kind` is its kind then).
+changes rewrite it while it still waits in the outbox (`pending_kind` is its kind then). A
+first notification is never rewritten into a resolution: that follows it, in its own row.
 """
 
 from __future__ import annotations
@@ -82,9 +83,6 @@ class Emit:
     kind: GroupKind
     due_at: float
     fold: bool
-    # Every member resolved before the group's first notification left: it is withdrawn
-    # (suppressed), since nobody was told of the alerts.
-    withdraw: bool = False
 
 
 def group_key(labels: Mapping[str, str], group_by: Sequence[str]) -> tuple[str, str]:
@@ -136,9 +134,6 @@ def _one(group: Group | None, events: Sequence[Event], *, now: float,
         return None
     changes = {e.change for e in events}
     if all(m.state == "resolved" for m in members):
-        if group.pending_kind == "trigger":
-            after = dataclasses.replace(group, members=members, pending_kind=None)
-            return Emit(after, "resolve", group.last_at, fold=True, withdraw=True)
         kind: GroupKind = "resolve"
     elif group.pending_kind == "trigger":
         kind = "trigger"  # the first notification has not left: it now names more alerts
@@ -146,7 +141,8 @@ def _one(group: Group | None, events: Sequence[Event], *, now: float,
         kind = "reminder"
     else:
         kind = "update"
-    if group.pending_kind is not None:
+    if group.pending_kind is not None and not (kind == "resolve" and
+                                                group.pending_kind == "trigger"):
         due, fold = group.last_at, True
     else:
         due, fold = max(now, group.last_at + interval), False

@@ -23,6 +23,8 @@ from hookwatch.alerts.evaluate import (
     needs,
     step_all,
 )
+from hookwatch.alerts.group import Group
+from hookwatch.alerts.grouping import Outbox, load_groups, model_of, write_groups
 from hookwatch.alerts.notify import route
 from hookwatch.alerts.rules import RegressionRule, Rule
 from hookwatch.alerts.sightings import track
@@ -33,7 +35,6 @@ from hookwatch.alerts.store import (
     add_notifications,
     apply_state,
     load_alerts,
-    notified_channels,
     take_lock,
     to_state,
 )
@@ -115,14 +116,20 @@ def run_evaluation(
         decisions = decide(steps, silences=active_silences(session, now=now), active=active,
                            deployment_models=models, now=now)
         transitions = notifications = 0
+        outbox = Outbox()
         for decision in decisions:
-            t, n = _write(session, decision, rows, now=now, base_url=base_url)
+            t, n = _write(session, decision, rows, now=now, base_url=base_url, outbox=outbox,
+                          models=models)
             transitions += t
             notifications += n
+        groups = load_groups(session)
         retired = [r for k, r in rows.items() if k[:2] not in configured and r.state in OPEN]
         for row in retired:
-            notifications += _retire(session, row, now=now, base_url=base_url,
-                                     notifiers=set(notifiers))
+            _retire(session, row, now=now, base_url=base_url, outbox=outbox,
+                    groups={k: g for k, (_r, g) in groups.items()})
+        by_id = {r.id: r for r in rows.values() if r.id is not None}
+        notifications += write_groups(session, outbox, by_id, now=now, base_url=base_url,
+                                      loaded=groups)
         session.commit()
     return Result(now, len(decisions), transitions + len(retired), notifications,
                   read_done - started, time.perf_counter() - read_done)
@@ -133,8 +140,11 @@ def _same_but_value(a: AlertState, b: AlertState) -> bool:
 
 
 def _write(
-    session: Session, d: Decision, rows: dict[InstanceKey, Alert], *, now: float, base_url: str
+    session: Session, d: Decision, rows: dict[InstanceKey, Alert], *, now: float, base_url: str,
+    outbox: Outbox, models: Mapping[str, set[str]],
 ) -> tuple[int, int]:
+    """The decision's state and transition; its notification goes to `outbox` (the groups),
+    or, muted, straight to the outbox table as a suppressed row (history)."""
     key = (d.rule.name, d.after.scope, d.after.name)
     row = rows.get(key)
     if row is not None and not d.changed and d.outgoing is None and (
@@ -175,15 +185,19 @@ def _write(
         errors = top_errors(session, alert=row, since=now - span)
     message = compose(row, kind=d.outgoing.kind, now=now, base_url=base_url, rule=d.rule,
                       errors=errors)
-    added = add_notifications(session, alert=row, message=message, notifiers=channels,
-                              suppressed=d.outgoing.suppressed, now=now)
-    return transitions, len(added)
+    if d.outgoing.suppressed:
+        added = add_notifications(session, alert=row, message=message, notifiers=channels,
+                                  suppressed=True, now=now)
+        return transitions, len(added)
+    outbox.add(row, d.rule, change=d.outgoing.kind, notifiers=channels, message=message,
+               model=model_of(row.scope, row.name, models))
+    return transitions, 0
 
 
-def _retire(session: Session, row: Alert, *, now: float, base_url: str,
-            notifiers: set[str]) -> int:
-    """An open alert whose rule left the config (or changed scope) resolves; channels it paged
-    are told."""
+def _retire(session: Session, row: Alert, *, now: float, base_url: str, outbox: Outbox,
+            groups: Mapping[tuple[str, str], Group]) -> None:
+    """An open alert whose rule left the config (or changed scope) resolves; the groups that
+    hold it are told."""
     before = row.state
     row.state, row.since, row.resolved_at, row.clear_since = RESOLVED, now, now, None
     row.evaluated_at = now
@@ -191,11 +205,8 @@ def _retire(session: Session, row: Alert, *, now: float, base_url: str,
                                 to_state=RESOLVED, value=row.value,
                                 note="the rule is no longer in the config"))
     if before != FIRING or not row.notified:
-        return 0
-    channels = tuple(sorted(notified_channels(session, alert_id=row.id or 0) & notifiers))
-    message = compose(row, kind="resolve", now=now, base_url=base_url)
-    return len(add_notifications(session, alert=row, message=message, notifiers=channels,
-                                 suppressed=False, now=now))
+        return
+    outbox.retire(row, groups, compose(row, kind="resolve", now=now, base_url=base_url))
 
 
 @dataclass

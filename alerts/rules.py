@@ -33,6 +33,7 @@ from hookwatch.alerts.duration import (
     format_duration,
     schema_defaults,
 )
+from hookwatch.alerts.group import DEFAULT_GROUP_BY, DEFAULT_GROUP_INTERVAL, LABELS
 from hookwatch.notifiers.fields import problem, tag_required
 
 ScopeName = Literal["model", "deployment", "version"]
@@ -122,6 +123,18 @@ Notify = Annotated[tuple[str, ...], BeforeValidator(_notify_list),
 MinPredictions = Annotated[int, Field(ge=0), number(0, 1e9, integer=True)]
 
 
+def _group_labels(value: Any) -> Any:
+    if not isinstance(value, list | tuple) or not all(isinstance(g, str) for g in value):
+        raise problem(f"must be a list of labels among {', '.join(LABELS)}")
+    unknown = [g for g in value if g not in LABELS]
+    if unknown:
+        raise problem(f"unknown label {unknown[0]!r} (one of {', '.join(LABELS)})")
+    return tuple(dict.fromkeys(value))
+
+
+GroupBy = Annotated[tuple[str, ...], BeforeValidator(_group_labels)]
+
+
 def _schema_extra(schema: dict[str, Any]) -> None:
     tag_required("kind")(schema)
     schema_defaults(schema)
@@ -144,6 +157,10 @@ class RuleBase(BaseModel):
     severity: Severity = "error"
     notify: Notify = ()
     repeat_interval: Duration = 4 * 3600.0  # 0: no reminders
+    # Labels (alerts.group.LABELS) whose alerts share one notification per channel and
+    # interval; without the key: one group per rule (README "Grouping").
+    group_by: GroupBy = DEFAULT_GROUP_BY
+    group_interval: PositiveDuration = DEFAULT_GROUP_INTERVAL
 
     def windows(self) -> set[float]:
         """Every window this rule reads outcome counts over."""

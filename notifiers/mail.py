@@ -109,6 +109,8 @@ def subject(message: AlertMessage) -> str:
     if message.kind == "test":
         return f"[TEST] {message.summary}"
     base = f"[hookwatch] {message.scope} {message.scope_name}: {message.rule}"
+    if message.group is not None:  # one subject for the group's whole thread
+        base = f"[hookwatch] alert group {message.group.label}"
     return base if message.kind == "trigger" else f"Re: {base}"
 
 

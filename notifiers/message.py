@@ -6,7 +6,10 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["trigger", "resolve", "acknowledge", "reminder", "test"]
+# update: a later change in an alert group (alerts/group.py): alerts joined, resolved or changed
+Kind = Literal["trigger", "update", "resolve", "acknowledge", "reminder", "test"]
+# A grouped message names at most this many alerts, then says "and N more".
+GROUP_LISTED = 10
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,37 @@ class TopError:
         """A short, stable id for the group: a slice of the masked text would read
         "[CUDA out of ]", so the label is a hash of it."""
         return hashlib.sha256(self.fingerprint.encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class GroupEntry:
+    """One alert a grouped message names."""
+
+    rule: str
+    scope: str
+    name: str
+    severity: str
+    state: str  # firing | resolved
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    """The group a message speaks for: how many alerts it holds, and (capped) which."""
+
+    key: str
+    label: str  # what its alerts share, e.g. "rule=model-error-rate"
+    firing: int
+    resolved: int
+    entries: list[GroupEntry] = field(default_factory=list)  # firing first, at most GROUP_LISTED
+
+    @property
+    def total(self) -> int:
+        return self.firing + self.resolved
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.entries)
 
 
 @dataclass(frozen=True)
@@ -47,6 +81,8 @@ class AlertMessage:
     acknowledge_comment: str | None = None
     dashboard_url: str = ""
     alert_url: str = ""
+    # Set when the message speaks for an alert group: alert_key is then the group's key.
+    group: GroupInfo | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,4 +91,8 @@ class AlertMessage:
     def from_json(cls, data: dict[str, Any]) -> AlertMessage:
         values = dict(data)
         values["top_errors"] = [TopError(**e) for e in values.get("top_errors", [])]
+        group = values.get("group")
+        if group is not None:
+            entries = [GroupEntry(**e) for e in group.get("entries", [])]
+            values["group"] = GroupInfo(**{**group, "entries": entries})
         return cls(**values)

@@ -22,7 +22,8 @@ DEFAULT_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 SUMMARY_MAX = 1024
 DEDUP_KEY_MAX = 255
 SEVERITIES = ("critical", "error", "warning", "info")
-ACTIONS = {"trigger": "trigger", "reminder": "trigger", "test": "trigger",
+# An update of a group re-triggers its incident (same dedup_key): PagerDuty folds it in.
+ACTIONS = {"trigger": "trigger", "update": "trigger", "reminder": "trigger", "test": "trigger",
            "acknowledge": "acknowledge", "resolve": "resolve"}
 
 

@@ -15,6 +15,7 @@ from hookwatch.notifiers.message import AlertMessage
 
 STATUS = {
     "trigger": "FIRING",
+    "update": "UPDATE",
     "reminder": "STILL FIRING",
     "acknowledge": "ACKNOWLEDGED",
     "resolve": "RESOLVED",
@@ -143,8 +144,12 @@ def context(message: AlertMessage) -> dict[str, Any]:
         "counts_line": counts_line(message),
         "link": message.alert_url or message.dashboard_url,
         "firing_for": duration((message.resolved_at or message.at) - message.started_at),
+        # A message for a group of several alerts names them (templates/notifications/*).
+        "grouped": message.group is not None and message.group.total > 1,
     }
     env = _plain_env()
+    if values["grouped"]:
+        values["group_text"] = env.get_template("group.txt.j2").render(values).rstrip()
     values["measure"] = env.get_template("measure.txt.j2").render(values).strip()
     values["title"] = " ".join(env.get_template("title.txt.j2").render(values).split())
     return values

@@ -280,3 +280,22 @@ class NotifierHealth(SQLModel, table=True):
     last_attempt_at: float | None = None
     last_success_at: float | None = None
     last_error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class AlertGroup(SQLModel, table=True):
+    """One alert group on one notifier (alerts/group.py): its members as the channel was told,
+    and the outbox row it folds later changes into. Written in the evaluation's transaction,
+    with the notifications it causes; reused by the next group with its key."""
+
+    __tablename__ = "alert_groups"
+    __table_args__ = (UniqueConstraint("key", "notifier", name="uq_alert_groups_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=64)  # the outbox rows' alert_key, PagerDuty's dedup_key
+    notifier: str = Field(max_length=100)
+    label: str = Field(sa_column=Column(Text, nullable=False))  # "rule=model-error-rate"
+    generation: int = 0
+    opened_at: float
+    last_at: float  # when its latest notification is (was) due
+    pending_id: int | None = None  # that notification, while it may still be rewritten
+    members: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # JSON

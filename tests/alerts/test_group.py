@@ -77,10 +77,10 @@ def test_the_group_resolves_with_its_last_alert_then_closes() -> None:
     assert [m.alert_id for m in again.group.members] == [5]
 
 
-def test_a_resolve_before_anyone_was_told_withdraws_the_message() -> None:
+def test_a_first_message_is_never_rewritten_into_a_resolution() -> None:
     opened = one({}, [event(1)], NOW).group
     emit = one({(KEY, "team"): opened}, [event(1, "resolve")], NOW + 0.1)
-    assert emit.withdraw and emit.kind == "resolve" and emit.group.closed
+    assert (emit.kind, emit.fold, emit.due_at) == ("resolve", False, NOW + 300)
 
 
 def test_each_channel_has_its_own_group() -> None:

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from hookwatch.alerts import job as alert_job
@@ -63,8 +63,11 @@ def test_fire_remind_resolve_through_the_outbox(
         ("team", "trigger", "pending"), ("pager", "trigger", "pending")]
     message = AlertMessage.from_json(json.loads(rows[0].payload))
     alert = alerts(engine)[("dep-errors", "acme/sdxl-prod")]
-    assert (alert.state, alert.fired_at, alert.key) == ("firing", clock.now, message.alert_key)
-    assert rows[0].alert_id == alert.id and rows[0].alert_key == alert.key
+    assert (alert.state, alert.fired_at) == ("firing", clock.now)
+    # One group per rule (the default): the group's key, one alert in it.
+    assert rows[0].alert_id == alert.id and rows[0].alert_key == message.alert_key
+    assert message.group is not None and message.group.label == "rule=dep-errors"
+    assert (message.group.total, message.group.entries[0].name) == (1, "acme/sdxl-prod")
     assert (message.kind, message.scope, message.scope_name, message.rule) == (
         "trigger", "deployment", "acme/sdxl-prod", "dep-errors")
     assert message.value == pytest.approx(0.4) and message.threshold == 0.2
@@ -79,10 +82,16 @@ def test_fire_remind_resolve_through_the_outbox(
     clock.advance(15)
     evaluate(engine, rules, clock)
     assert len(notifications(engine)) == 2  # still firing: nothing new
+    with Session(engine) as session:  # delivered: a reminder is no longer folded into them
+        session.exec(update(Notification).values(state="sent"))  # type: ignore[call-overload]
+        session.commit()
     clock.advance(3600)
     failing(engine, clock)
     evaluate(engine, rules, clock)
     assert [n.kind for n in notifications(engine)][2:] == ["reminder", "reminder"]
+    with Session(engine) as session:
+        session.exec(update(Notification).values(state="sent"))  # type: ignore[call-overload]
+        session.commit()
 
     clock.advance(11 * 60)
     outcomes(engine, clock, succeeded=30)
@@ -102,7 +111,7 @@ def test_a_failed_write_leaves_no_trace(
     def broken(*_a: object, **_k: object) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(alert_job, "add_notifications", broken)
+    monkeypatch.setattr(alert_job, "write_groups", broken)
     with pytest.raises(RuntimeError):
         evaluate(engine, rules, clock)
     assert alerts(engine) == {} and notifications(engine) == []
@@ -199,7 +208,7 @@ def test_silence_row_mutes_and_rule_removal_resolves(
     evaluate(engine, [], clock)  # the rule left the config
     alert = alerts(engine)[("dep-errors", "acme/sdxl-prod")]
     assert alert.state == "resolved"
-    assert [(n.kind, n.notifier) for n in notifications(engine)][4:] == [
+    assert sorted((n.kind, n.notifier) for n in notifications(engine)[4:]) == [
         ("resolve", "pager"), ("resolve", "team")]
 
 
