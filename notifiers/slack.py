@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from typing import Annotated, Any, Literal
@@ -192,6 +193,15 @@ class SlackNotifier:
             body["thread_ts"] = context.thread_ref
             if message.kind in ("resolve", "reminder"):
                 body["reply_broadcast"] = True
+        if threaded and message.group is not None:
+            # The group's parent message shows the group as it is now (first, so that a failed
+            # update is retried before the reply exists: chat.update may be repeated).
+            # https://api.slack.com/methods/chat.update
+            state = "resolve" if message.kind == "resolve" else "trigger"
+            parent_text, parent_blocks = build_blocks(dataclasses.replace(message, kind=state))
+            self.call("chat.update", {"channel": self.options.channel or "",
+                                      "ts": context.thread_ref, "text": parent_text,
+                                      "blocks": parent_blocks}, context)
         answer = self.call("chat.postMessage", body, context)
         ts = answer.get("ts")
         return SendResult(external_ref=str(ts) if ts else None, http_status=200)
