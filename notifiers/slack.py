@@ -197,8 +197,9 @@ class SlackNotifier:
             # The group's parent message shows the group as it is now (first, so that a failed
             # update is retried before the reply exists: chat.update may be repeated).
             # https://api.slack.com/methods/chat.update
-            state = "resolve" if message.kind == "resolve" else "trigger"
-            parent_text, parent_blocks = build_blocks(dataclasses.replace(message, kind=state))
+            parent = dataclasses.replace(
+                message, kind="resolve" if message.kind == "resolve" else "trigger")
+            parent_text, parent_blocks = build_blocks(parent)
             self.call("chat.update", {"channel": self.options.channel or "",
                                       "ts": context.thread_ref, "text": parent_text,
                                       "blocks": parent_blocks}, context)

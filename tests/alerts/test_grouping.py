@@ -142,7 +142,7 @@ def test_a_storm_of_100_models_pages_a_handful_of_times(
     summary = pages[1]["payload"]["summary"]  # type: ignore[index]
     assert "100 alerts (100 firing) · rule=model-error-rate" in summary
     # Slack: one parent; the update and the resolution in its thread; the parent updated.
-    parent_ts = "1795000000.%06d" % len(channels.slack.requests[0].body)
+    parent_ts = f"1795000000.{len(channels.slack.requests[0].body):06d}"
     assert "thread_ts" not in posts[0]
     assert [p.get("thread_ts") for p in posts[1:]] == [parent_ts, parent_ts]
     assert [u["ts"] for u in channels.updates()] == [parent_ts, parent_ts]
