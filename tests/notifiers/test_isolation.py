@@ -18,11 +18,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from hookwatch.config import Config
+from hookwatch.config import Config, ConfigError, parse_config
 from hookwatch.notifiers.base import NotifyError, SendContext
 from hookwatch.notifiers.health import PERMANENT_STREAK, load
 from hookwatch.notifiers.http import MAX_ANSWER_BYTES
-from hookwatch.notifiers.registry import build, parse_notifiers
+from hookwatch.notifiers.registry import build
 from hookwatch.storage.engine import make_engine
 from hookwatch.storage.tables import Notification
 from tests.conftest import SECRET, ManualClock
@@ -213,9 +213,9 @@ def test_a_notifier_that_keeps_failing_goes_to_its_fallback(
 ])
 def test_fallbacks_are_checked(tables: dict[str, dict[str, Any]], problem: str) -> None:
     raw = {name: {**slack("https://hooks.slack.com"), **extra} for name, extra in tables.items()}
-    problems: list[str] = []
-    parse_notifiers(raw, problems)
-    assert any(p.startswith(problem) for p in problems), problems
+    with pytest.raises(ConfigError) as info:
+        parse_config({"notifiers": raw}, env={})
+    assert any(p.startswith(problem) for p in info.value.problems), info.value.problems
 
 
 def test_sigterm_stops_serve_promptly_while_a_receiver_trickles(tmp_path: Path) -> None:
