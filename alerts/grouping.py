@@ -68,9 +68,16 @@ def _member(row: Alert, *, resolved: bool) -> Member:
                   since=row.fired_at if row.fired_at is not None else row.since)
 
 
-def load_groups(session: Session) -> dict[tuple[str, str], tuple[AlertGroup, Group]]:
-    """Every group row, with whether its latest notification still waits (may be rewritten)."""
-    rows = list(session.exec(select(AlertGroup).order_by(col(AlertGroup.id))))
+def load_groups(session: Session, keys: set[str] | None = None
+                ) -> dict[tuple[str, str], tuple[AlertGroup, Group]]:
+    """The group rows (of `keys`, when given), with whether each one's latest notification
+    still waits (may be rewritten)."""
+    if keys is not None and not keys:
+        return {}
+    stmt = select(AlertGroup).order_by(col(AlertGroup.id))
+    if keys is not None:
+        stmt = stmt.where(col(AlertGroup.key).in_(sorted(keys)))
+    rows = list(session.exec(stmt))
     waiting = [r.pending_id for r in rows if r.pending_id is not None]
     kinds: dict[int, str] = {}
     if waiting:

@@ -122,8 +122,10 @@ def run_evaluation(
                           models=models)
             transitions += t
             notifications += n
-        groups = load_groups(session)
         retired = [r for k, r in rows.items() if k[:2] not in configured and r.state in OPEN]
+        # Only the groups this evaluation touches (all of them when an alert is retired: its
+        # rule, and so its group key, is gone).
+        groups = load_groups(session, None if retired else {e.key for e in outbox.events})
         for row in retired:
             _retire(session, row, now=now, base_url=base_url, outbox=outbox,
                     groups={k: g for k, (_r, g) in groups.items()})
