@@ -241,5 +241,8 @@ class DiscordNotifier:
         return SendResult(external_ref=ref if ref.isdigit() else None,
                           http_status=response.status_code)
 
+    def abort(self) -> None:
+        self._client.abort()
+
     def close(self) -> None:
         self._client.close()

@@ -138,5 +138,8 @@ class NtfyNotifier:
         raise refused("ntfy", status=status, body=response.text,
                       retry_after=response.headers.get("retry-after"), now=context.now)
 
+    def abort(self) -> None:
+        self._client.abort()
+
     def close(self) -> None:
         self._client.close()

@@ -151,5 +151,8 @@ class TeamsNotifier:
         raise refused("Teams", status=status, body=response.text,
                       retry_after=response.headers.get("retry-after"), now=context.now)
 
+    def abort(self) -> None:
+        self._client.abort()
+
     def close(self) -> None:
         self._client.close()

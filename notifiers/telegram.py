@@ -136,6 +136,9 @@ class TelegramNotifier:
                               http_status=status)
         raise _error(status, data, response, context)
 
+    def abort(self) -> None:
+        self._client.abort()
+
     def close(self) -> None:
         self._client.close()
 

@@ -253,7 +253,9 @@ class ChannelSender:
         with self._state:
             self.stopping = True
             thread = self._thread
-        self.notifier.abort()
+        abort = getattr(self.notifier, "abort", None)  # a channel may have nothing to abort
+        if abort is not None:
+            abort()
         return thread
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 """alert groups: one row per (group key, notifier), its members and its waiting notification
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-02 03:40:00
 
 Runs on SQLite and PostgreSQL: portable SQLAlchemy types only (storage.migrate renders them).
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = '0003'
-down_revision: str | Sequence[str] | None = '0002'
+revision: str = '0004'
+down_revision: str | Sequence[str] | None = '0003'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
