@@ -67,7 +67,7 @@ def test_parts_swap_in_by_id_and_keep_the_filter(
         _scopes(client, clock)
         live = client.get("/parts/live", params={"q": "acme/b"}).text
         ids = re.findall(r'id="([\w-]+)"[^>]*hx-swap-oob="true"', live)
-        assert ids == ["updated", "headline", "alerts", "scope-table", "failures"]
+        assert ids == ["updated", "headline", "notifiers", "alerts", "scope-table", "failures"]
         assert _names(live) == ["acme/b", "acme/b:v1"]
         assert "<html" not in live
         table = client.get("/parts/scopes", params={"status": "no data"}).text
