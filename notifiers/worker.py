@@ -377,7 +377,8 @@ class DeliveryWorker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._senders_lock:
-                threads = [s.thread for s in self.senders.values() if s.thread is not None]
+                running = [s.thread for s in self.senders.values()]  # each read once: a
+            threads = [t for t in running if t is not None]  # thread clears it as it ends
             if not threads:
                 return True
             for thread in threads:
