@@ -245,7 +245,7 @@ def commit_batch(
             f"{sql.values(len(chunk), len(_PRED_COLS))} "
             f"ON CONFLICT (id) DO UPDATE SET {_PRED_UPSERT_SET} "
             "RETURNING id, status, model, deployment, version, predict_time, created_at, "
-            "started_at, error, counted_by",
+            "started_at, error, counted_by, completed_at",
             [v for row in chunk for v in row],
             returning=True,
         ))
@@ -255,6 +255,7 @@ def commit_batch(
             predict_time=r[5],
             queue_time=(r[7] - r[6]) if r[6] is not None and r[7] is not None else None,
             error=r[8],
+            total_time=(r[10] - r[6]) if r[6] is not None and r[10] is not None else None,
         )
         for r in rows
         if r[9] == batch_id

@@ -11,7 +11,7 @@ The API (all keyword-only; the first argument is a SQLModel `Session` or a SQLAl
 - `window_counts(db, now=, window_seconds=, scope=None, names=None) -> {key: Counts}`
 - `multi_window_counts(db, now=, windows=[...], scope=None, names=None)
    -> {window_seconds: {key: Counts}}`: several windows in one scan per resolution.
-- `latency_percentiles(db, now=, window_seconds=, metric="predict"|"queue", qs=(0.5, 0.95),
+- `latency_percentiles(db, now=, window_seconds=, metric="predict"|"queue"|"total", qs=(0.5, 0.95),
    scope=None, names=None) -> {key: Percentiles}`
 - `history(db, scope=, name=, resolution=, since=, now=) -> [Point]`: dense, oldest first,
    zero-filled; e.g. 24 hourly points for a sparkline, 90 daily points for uptime bars.
@@ -37,7 +37,7 @@ from sqlalchemy import Connection, and_, case, func, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
-from hookwatch.storage.rollups import SCOPES, percentile, scope_names
+from hookwatch.storage.rollups import LATENCY_METRICS, SCOPES, percentile, scope_names
 from hookwatch.storage.tables import LatencyBucket, OutcomeBucket, Prediction
 
 ScopeKey = tuple[str, str]
@@ -211,13 +211,14 @@ def latency_percentiles(
     scope: str | None = None,
     names: Iterable[str] | None = None,
 ) -> dict[ScopeKey, Percentiles]:
-    """predict_time ("predict") or queue time ("queue" = started - created) percentiles.
+    """predict_time ("predict"), queue time ("queue" = started - created) or total time
+    ("total" = completed - created) percentiles.
 
     Estimated from half-octave histogram bins (about 19% wide); scopes without data are absent.
     Latency is kept in minute and hourly buckets only, so long windows read hourly ones.
     """
-    if metric not in ("predict", "queue"):
-        raise ValueError("metric must be 'predict' or 'queue'")
+    if metric not in LATENCY_METRICS:
+        raise ValueError(f"metric must be one of {', '.join(LATENCY_METRICS)}")
     resolution = min(resolution_for(window_seconds), HOUR)
     query = (
         select(_LATENCY.scope, _LATENCY.name, _LATENCY.bin, func.sum(_LATENCY.count))

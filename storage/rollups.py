@@ -15,7 +15,10 @@ RESOLUTIONS = (60, 3600, 86400)
 SCOPES = ("model", "deployment", "version")
 OUTCOMES = ("succeeded", "failed", "canceled", "aborted")
 HIST_BINS = 64
-"""Half-octave bins over milliseconds: bin b covers [2**(b/2), 2**((b+1)/2)) ms, ~19% wide."""
+"""Half-octave bins over milliseconds: bin b covers [2**(b/2), 2**((b+1)/2)) ms, so its middle
+is within 2**0.25 (19%) of any value in it (storage.percentiles.RELATIVE_ERROR)."""
+LATENCY_METRICS = ("predict", "queue", "total")
+"""latency_buckets.metric: metrics.predict_time, started - created, completed - created."""
 
 
 def scope_names(
@@ -70,6 +73,7 @@ class Counted:
     predict_time: float | None
     queue_time: float | None
     error: str | None
+    total_time: float | None = None  # completed_at - created_at
 
     def __reduce__(self) -> tuple[type[Counted], tuple[Any, ...]]:
         # Sent back by the writer process after every batch (see storage.batch.NewEvent).
@@ -96,7 +100,8 @@ def bucket_increments(
         column = OUTCOMES.index(item.status) if item.status in OUTCOMES else 4
         bins = [
             (metric, latency_bin(value))
-            for metric, value in (("predict", item.predict_time), ("queue", item.queue_time))
+            for metric, value in (("predict", item.predict_time), ("queue", item.queue_time),
+                                  ("total", item.total_time))
             if value is not None and value >= 0
         ]
         for scope_name in scope_names(item.model, item.deployment, item.version):
