@@ -20,6 +20,8 @@ from hookwatch.alerts.state import FIRING, OPEN, AlertState, step
 from hookwatch.alerts.verdict import Inputs, StuckKey, Verdict, judge
 
 InstanceKey = tuple[str, str, str]  # rule, scope, name
+NO_DATA_BREACH: dict[str, bool | None] = {"keep": None, "resolve": False, "alert": True}
+"""What a rule's `no_data` makes of "no verdict" (None leaves the alert as it is)."""
 
 
 def needs(rules: Iterable[Rule]) -> tuple[set[float], set[tuple[str, StuckKey]]]:
@@ -69,7 +71,7 @@ def step_all(
         names = names | {name for (r, scope, name) in prior
                          if r == rule.name and scope == rule.scope}
         for name in sorted(names):
-            verdict = judge(rule, (rule.scope, name), inputs)
+            verdict = no_data(rule, judge(rule, (rule.scope, name), inputs))
             known = prior.get((rule.name, rule.scope, name))
             if known is None and not verdict.breach:
                 continue  # a quiet instance with no history needs no state
@@ -91,6 +93,17 @@ def renew(before: AlertState, after: AlertState, news_at: float | None, *, now: 
     return dataclasses.replace(after, episode=after.episode + 1, since=now, fired_at=now,
                                clear_since=None, notified=False, last_notified_at=None,
                                acked_by=None)
+
+
+def no_data(rule: Rule, verdict: Verdict) -> Verdict:
+    """"No verdict" as the rule's `no_data` says: kept (None), clear, or a breach."""
+    if verdict.breach is not None or rule.no_data == "keep":
+        return verdict
+    breach = NO_DATA_BREACH[rule.no_data]
+    text = verdict.describe
+    how = "treated as clear" if breach is False else "treated as a breach"
+    return dataclasses.replace(verdict, breach=breach,
+                               describe=lambda: f"{text()} (no_data = {rule.no_data}: {how})")
 
 
 def active_inhibitors(steps: Iterable[Step], *, enabled: bool) -> Inhibitors:

@@ -25,9 +25,12 @@ from hookwatch.alerts.evaluate import (
 )
 from hookwatch.alerts.group import Group
 from hookwatch.alerts.grouping import Outbox, load_groups, model_of, write_groups
+from hookwatch.alerts.latency import wants as latency_wants
 from hookwatch.alerts.notify import route
-from hookwatch.alerts.rules import RegressionRule, Rule
+from hookwatch.alerts.pricing import Pricing
+from hookwatch.alerts.rules import ErrorRateRule, RegressionRule, Rule
 from hookwatch.alerts.sightings import track
+from hookwatch.alerts.spend import usage_windows
 from hookwatch.alerts.state import FIRING, OPEN, RESOLVED, AlertState, alert_key
 from hookwatch.alerts.store import (
     ModelMap,
@@ -39,8 +42,10 @@ from hookwatch.alerts.store import (
     to_state,
 )
 from hookwatch.alerts.verdict import Inputs, LineupKey, StuckKey
+from hookwatch.storage.percentiles import LatencyCache, histograms
 from hookwatch.storage.rates import ScopeKey, multi_window_counts, stuck_counts
 from hookwatch.storage.tables import Alert, AlertTransition
+from hookwatch.storage.usage import UsageCache, usage
 from hookwatch.storage.versions import Lineup, LineupCache, lineups
 from hookwatch.storage.window_cache import WindowCache
 
@@ -58,19 +63,32 @@ class Result:
     write_seconds: float
 
 
+@dataclass
+class Caches:
+    """The closed-bucket caches of one evaluator (outcome counts, latency, billed seconds)."""
+
+    windows: WindowCache = field(default_factory=WindowCache)
+    latency: LatencyCache = field(default_factory=LatencyCache)
+    usage: UsageCache = field(default_factory=UsageCache)
+
+
 def read_inputs(engine: Engine, rules: Sequence[Rule], now: float,
-                cache: WindowCache | None = None,
-                lineup_cache: LineupCache | None = None) -> Inputs:
+                cache: WindowCache | Caches | None = None,
+                lineup_cache: LineupCache | None = None,
+                pricing: Pricing | None = None) -> Inputs:
     """One short read transaction: the windows' counts (through the cache of closed buckets
     when given, else one scan per resolution), the stuck counts, and the versions side by
-    side that regression rules compare (through the lineup cache when given)."""
+    side that regression rules compare (through the lineup cache when given), latency
+    histograms and billed seconds (through `Caches` when given)."""
+    caches = Caches(windows=cache) if isinstance(cache, WindowCache) else cache
     windows, stuck_params = needs(rules)
+    latency_keys, spend_windows = latency_wants(rules), usage_windows(rules)
     stuck: dict[StuckKey, dict[ScopeKey, int]] = {}
     with engine.connect() as conn:
         if not windows:
             counts = {}
-        elif cache is not None:
-            counts = cache.counts(conn, now=now, windows=windows)
+        elif caches is not None:
+            counts = caches.windows.counts(conn, now=now, windows=windows)
         else:
             counts = multi_window_counts(conn, now=now, windows=windows)
         for scope, (window, lookback) in sorted(stuck_params):
@@ -82,7 +100,15 @@ def read_inputs(engine: Engine, rules: Sequence[Rule], now: float,
             (scope, lookback): read(conn, scope=scope, now=now, lookback=lookback)
             for scope, lookback in sorted({(r.scope, r.lookback) for r in rules
                                            if isinstance(r, RegressionRule)})}
-    return Inputs(counts=counts, stuck=stuck, lineups=versions, now=now)
+        if caches is not None:
+            latency = caches.latency.histograms(conn, now=now, wants=latency_keys)
+            used = caches.usage.usage(conn, now=now, windows=spend_windows)
+        else:
+            latency = {(m, w): histograms(conn, now=now, window=w, metric=m)
+                       for m, w in latency_keys}
+            used = {w: usage(conn, now=now, window=w) for w in spend_windows}
+    return Inputs(counts=counts, stuck=stuck, lineups=versions, now=now, latency=latency,
+                  usage=used, pricing=pricing or Pricing())
 
 
 def run_evaluation(
@@ -93,14 +119,15 @@ def run_evaluation(
     base_url: str,
     inhibit: bool = True,
     notifiers: Iterable[str] = (),
-    cache: WindowCache | None = None,
+    cache: WindowCache | Caches | None = None,
     model_map: ModelMap | None = None,
     lineup_cache: LineupCache | None = None,
+    pricing: Pricing | None = None,
 ) -> Result:
     """Evaluate every rule once. Safe to run from several threads, processes or replicas at
     once: the evaluator row lock serialises the decide-and-write part."""
     started = time.perf_counter()
-    inputs = read_inputs(engine, rules, now, cache, lineup_cache)
+    inputs = read_inputs(engine, rules, now, cache, lineup_cache, pricing)
     read_done = time.perf_counter()
     with Session(engine) as session:
         now = take_lock(session, now)
@@ -182,7 +209,9 @@ def _write(
     if d.outgoing is None or not channels:
         return transitions, 0
     errors = None
-    if d.outgoing.kind in ("trigger", "reminder"):
+    aborted_only = isinstance(d.rule, ErrorRateRule) and "failed" not in d.rule.outcomes
+    if d.outgoing.kind in ("trigger", "reminder") and not aborted_only:
+        # The failure groups behind it; a rate of aborted or canceled ones has none to show.
         span = d.rule.errors_since()
         errors = top_errors(session, alert=row, since=now - span)
     message = compose(row, kind=d.outgoing.kind, now=now, base_url=base_url, rule=d.rule,
@@ -222,17 +251,18 @@ class Evaluator:
     base_url: str
     inhibit: bool = True
     notifiers: Iterable[str] = ()
-    cache: WindowCache = field(default_factory=WindowCache)
+    cache: Caches = field(default_factory=Caches)
     model_map: ModelMap = field(default_factory=ModelMap)
     lineups: LineupCache = field(default_factory=LineupCache)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    pricing: Pricing = field(default_factory=Pricing)
 
     def evaluate(self, now: float) -> Result:
         with self.lock:
             result = run_evaluation(
                 self.engine, rules=self.rules, now=now, base_url=self.base_url,
                 inhibit=self.inhibit, notifiers=self.notifiers, cache=self.cache,
-                model_map=self.model_map, lineup_cache=self.lineups,
+                model_map=self.model_map, lineup_cache=self.lineups, pricing=self.pricing,
             )
         if result.transitions or result.notifications:
             log.info("evaluated %d alert instances: %d transitions, %d notifications",

@@ -121,6 +121,26 @@ Glob = Annotated[str, BeforeValidator(_glob)]
 Notify = Annotated[tuple[str, ...], BeforeValidator(_notify_list),
                    AfterValidator(_known_notifiers)]
 MinPredictions = Annotated[int, Field(ge=0), number(0, 1e9, integer=True)]
+NoDataName = Literal["keep", "resolve", "alert"]
+NO_DATA: tuple[str, ...] = get_args(NoDataName)
+OutcomeName = Literal["failed", "canceled", "aborted"]
+RATE_OUTCOMES: tuple[str, ...] = get_args(OutcomeName)
+MetricName = Literal["queue_time", "predict_time", "total_time"]
+METRICS: tuple[str, ...] = get_args(MetricName)
+
+
+def _outcomes(value: Any) -> Any:
+    options = ", ".join(RATE_OUTCOMES)
+    if (not isinstance(value, list | tuple) or not value
+            or not all(isinstance(v, str) for v in value)):
+        raise problem(f'must be a non-empty list drawn from {options}, e.g. ["aborted"]')
+    unknown = [v for v in value if v not in RATE_OUTCOMES]
+    if unknown:
+        raise problem(f"{', '.join(map(repr, unknown))} not among {options} (succeeded is "
+                      "the good outcome every rate divides by)")
+    if len(set(value)) != len(value):
+        raise problem("lists an outcome twice")
+    return tuple(value)
 
 
 def _group_labels(value: Any) -> Any:
@@ -161,6 +181,10 @@ class RuleBase(BaseModel):
     # interval; without the key: one group per rule (README "Grouping").
     group_by: GroupBy = DEFAULT_GROUP_BY
     group_interval: PositiveDuration = DEFAULT_GROUP_INTERVAL
+    # What "no verdict" (under min_predictions, an empty window) means for the alert: keep it
+    # as it is, treat it as clear, or as a breach. keep: an incident never closes on missing
+    # evidence (docs/ml-rules.md, "no_data").
+    no_data: Annotated[NoDataName, one_of(NO_DATA)] = "keep"
 
     def windows(self) -> set[float]:
         """Every window this rule reads outcome counts over."""
@@ -184,12 +208,14 @@ class RuleBase(BaseModel):
 
 
 class ErrorRateRule(RuleBase):
-    """failed / (succeeded + failed) over `window`, firing when over `threshold`."""
+    """bad / (succeeded + failed + the other listed outcomes) over `window`, firing when over
+    `threshold`; the default outcomes ["failed"] give failed / (succeeded + failed)."""
 
     kind: Literal["error_rate"] = "error_rate"
     window: PositiveDuration = 600.0
     threshold: Annotated[float, Field(ge=0, lt=1), number(0, 1, high_open=True)] = 0.2
     min_predictions: MinPredictions = 20  # below this, no verdict: the rule stays quiet
+    outcomes: Annotated[tuple[OutcomeName, ...], BeforeValidator(_outcomes)] = ("failed",)
 
     def windows(self) -> set[float]:
         return {self.window}
@@ -364,9 +390,56 @@ class NewErrorRule(RuleBase):
         return f"{super().describe()}: an error fingerprint never seen on it{again}"
 
 
+class LatencyRule(RuleBase):
+    """The `percentile` of `metric` over `window` (from the latency histograms, within 19%),
+    firing while over `threshold`."""
+
+    kind: Literal["latency"] = "latency"
+    hints: ClassVar[dict[str, str]] = {**RuleBase.hints,
+                                       "threshold": ' for latency: a duration such as "60s"'}
+    metric: Annotated[MetricName, one_of(METRICS)] = "queue_time"
+    percentile: Annotated[float, Field(ge=50, le=99.9), number(50, 99.9)] = 95.0
+    threshold: PositiveDuration
+    window: PositiveDuration = 900.0
+    min_predictions: MinPredictions = 20
+
+    def describe(self) -> str:
+        return (f"{super().describe()}: {self.metric.replace('_', ' ')} p{self.percentile:g} > "
+                f"{format_duration(self.threshold)} over {format_duration(self.window)} "
+                f"(>= {self.min_predictions} predictions)")
+
+    def message_window(self) -> float | None:
+        return self.window
+
+    def alert_threshold(self) -> float | None:
+        return self.threshold
+
+
+class SpendRule(RuleBase):
+    """Dollars spent over `window` (predict time x the hardware's price, [pricing]), firing
+    while over `threshold`. Never judged for a scope with no hardware."""
+
+    kind: Literal["spend"] = "spend"
+    hints: ClassVar[dict[str, str]] = {**RuleBase.hints,
+                                       "threshold": " for spend: US dollars, e.g. 25.0"}
+    threshold: Annotated[float, Field(gt=0, le=1e9), number(0, 1e9, low_open=True)]
+    window: PositiveDuration = 3600.0
+    min_predictions: MinPredictions = 0  # $0 over an empty window is a verdict: clear
+
+    def describe(self) -> str:
+        return (f"{super().describe()}: spend > ${self.threshold:,.2f} over "
+                f"{format_duration(self.window)}")
+
+    def message_window(self) -> float | None:
+        return self.window
+
+    def alert_threshold(self) -> float | None:
+        return self.threshold
+
+
 # Every kind; a new one is one model above and one member here.
 AnyRule = (ErrorRateRule | BurnRateRule | StuckRule | NoTrafficRule | RegressionRule
-           | NewErrorRule)
+           | NewErrorRule | LatencyRule | SpendRule)
 Rule = Annotated[AnyRule, Field(discriminator="kind")]
 RULE_KINDS: dict[str, type[RuleBase]] = {
     m.model_fields["kind"].default: m for m in get_args(AnyRule)
@@ -390,7 +463,9 @@ class Inhibit(BaseModel):
 
 
 def default_rules(notify: Sequence[str] = ()) -> list[AnyRule]:
-    """Used when the config has no [[rules]]: a fifth of predictions failing, or stuck ones.
+    """Used when the config has no [[rules]]: a fifth of predictions failing, stuck ones, or
+    a queue-time p95 over a minute (cold boots; Replicate's E6716 "Timeout Starting
+    Prediction").
 
     They notify every configured notifier, so a config with channels and no rules still pages.
     """
@@ -404,5 +479,11 @@ def default_rules(notify: Sequence[str] = ()) -> list[AnyRule]:
                   severity="warning", notify=to),
         StuckRule(name="model-stuck", scope="model", window=900.0, threshold=1,
                   severity="warning", notify=to),
+        LatencyRule(name="deployment-queue-time", scope="deployment", metric="queue_time",
+                    percentile=95.0, window=300.0, threshold=60.0, min_predictions=20,
+                    severity="warning", notify=to),
+        LatencyRule(name="model-queue-time", scope="model", metric="queue_time",
+                    percentile=95.0, window=300.0, threshold=60.0, min_predictions=20,
+                    severity="warning", notify=to),
     ]
 

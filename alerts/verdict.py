@@ -7,19 +7,26 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from hookwatch.alerts.duration import format_duration
+from hookwatch.alerts.latency import LatencyKey, judge_latency, latency_key
 from hookwatch.alerts.new_error import NewErrors, judge_new_errors
+from hookwatch.alerts.pricing import Pricing
 from hookwatch.alerts.regression import RegressionSpec, judge_regression
 from hookwatch.alerts.rules import (
     BurnRateRule,
     BurnWindow,
     ErrorRateRule,
+    LatencyRule,
     NewErrorRule,
     NoTrafficRule,
     RegressionRule,
     Rule,
+    SpendRule,
     StuckRule,
 )
+from hookwatch.alerts.spend import judge_spend
+from hookwatch.storage.percentiles import Histogram
 from hookwatch.storage.rates import Counts, ScopeKey
+from hookwatch.storage.usage import Usage
 from hookwatch.storage.versions import Lineup
 
 StuckKey = tuple[float, float]  # (window, lookback) of a stuck rule
@@ -28,13 +35,18 @@ LineupKey = tuple[str, float]  # (scope, lookback) of a regression rule
 
 @dataclass(frozen=True)
 class Inputs:
-    """What the evaluation reads: counts per window, stuck counts per (window, lookback)."""
+    """What the evaluation reads: counts per window, stuck counts per (window, lookback),
+    versions side by side, new error fingerprints, latency histograms per (metric, window),
+    billed seconds per window, and the prices."""
 
     counts: Mapping[float, Mapping[ScopeKey, Counts]] = field(default_factory=dict)
     stuck: Mapping[StuckKey, Mapping[ScopeKey, int]] = field(default_factory=dict)
     lineups: Mapping[LineupKey, Mapping[str, Lineup]] = field(default_factory=dict)
     new_errors: Mapping[str, NewErrors] = field(default_factory=dict)  # by rule name
     now: float = 0.0  # when the inputs were read (regression's guard sums hours up to it)
+    latency: Mapping[LatencyKey, Mapping[ScopeKey, Histogram]] = field(default_factory=dict)
+    usage: Mapping[float, Mapping[ScopeKey, Usage]] = field(default_factory=dict)
+    pricing: Pricing = field(default_factory=Pricing)
 
     def count(self, window: float, key: ScopeKey) -> Counts:
         return self.counts.get(window, {}).get(key, Counts())
@@ -46,9 +58,10 @@ class Inputs:
     @cached_property
     def _names(self) -> dict[str, set[str]]:
         found: dict[str, set[str]] = {}
-        for table in (*self.counts.values(), *self.stuck.values()):
-            for scope, name in table:
-                found.setdefault(scope, set()).add(name)
+        keys: set[ScopeKey] = set().union(*self.counts.values(), *self.stuck.values(),
+                                          *self.latency.values(), *self.usage.values())
+        for scope, name in keys:
+            found.setdefault(scope, set()).add(name)
         for (scope, _lookback), lineups in self.lineups.items():
             found.setdefault(scope, set()).update(lineups)
         for errors in self.new_errors.values():
@@ -76,16 +89,26 @@ def _pct(value: float) -> str:
 
 def _error_rate(rule: ErrorRateRule, key: ScopeKey, inputs: Inputs) -> Verdict:
     counts = inputs.count(rule.window, key)
-    rate = counts.error_rate
+    # bad / (succeeded + failed + the listed outcomes): the default ("failed",) keeps
+    # failed / (succeeded + failed) (DESIGN.md, "Rules, new kinds and keys").
+    if rule.outcomes == ("failed",):
+        bad, judged = counts.failed, counts.decided
+    else:
+        bad = sum(getattr(counts, outcome) for outcome in rule.outcomes)
+        judged = counts.decided + sum(getattr(counts, o) for o in rule.outcomes
+                                      if o != "failed")
+    rate = bad / judged if judged else None
+    what = "error" if rule.outcomes == ("failed",) else "/".join(rule.outcomes)
 
     def seen() -> str:
-        return f"{counts.failed} of {counts.decided} failed over {format_duration(rule.window)}"
+        return (f"{bad} of {judged} {' or '.join(rule.outcomes)} over "
+                f"{format_duration(rule.window)}")
 
-    if rate is None or counts.decided < rule.min_predictions:
+    if rate is None or judged < rule.min_predictions:
         return Verdict(None, rate, counts, lambda: f"{seen()}: under {rule.min_predictions} "
                                                    "predictions, no verdict")
     return Verdict(rate > rule.threshold, rate, counts,
-                   lambda: f"error rate {_pct(rate)} ({seen()}), "
+                   lambda: f"{what} rate {_pct(rate)} ({seen()}), "
                            f"threshold {_pct(rule.threshold)}")
 
 
@@ -153,6 +176,17 @@ def _new_error(rule: NewErrorRule, key: ScopeKey, inputs: Inputs) -> Verdict:
     return Verdict(out.breach, out.value, None, out.describe, renew_after=out.renew_after)
 
 
+def _latency(rule: LatencyRule, key: ScopeKey, inputs: Inputs) -> Verdict:
+    breach, value, text = judge_latency(rule, inputs.latency.get(latency_key(rule), {}).get(key))
+    return Verdict(breach, value, None, text)
+
+
+def _spend(rule: SpendRule, key: ScopeKey, inputs: Inputs) -> Verdict:
+    usage = inputs.usage.get(rule.window, {}).get(key)
+    breach, value, text = judge_spend(rule, key, usage, inputs.pricing)
+    return Verdict(breach, value, None, text)
+
+
 def judge(rule: Rule, key: ScopeKey, inputs: Inputs) -> Verdict:
     # One case per rule kind (alerts/rules.py AnyRule); mypy checks each gets its own type.
     match rule:
@@ -168,3 +202,7 @@ def judge(rule: Rule, key: ScopeKey, inputs: Inputs) -> Verdict:
             return _regression(rule, key, inputs)
         case NewErrorRule():
             return _new_error(rule, key, inputs)
+        case LatencyRule():
+            return _latency(rule, key, inputs)
+        case SpendRule():
+            return _spend(rule, key, inputs)

@@ -1,11 +1,12 @@
-"""Evaluation benchmark: every rule over 1,000 scopes, with 50k and with 5M stored predictions.
+"""Evaluation benchmark: every rule kind over 1,000 scopes, with 50k and with 5M stored predictions.
 
 Both databases hold the same last six hours (50,000 predictions over 250 models, each with a
 deployment and two versions: 1,000 scopes; a dozen models failing hard, a few predictions
 stuck). The big one adds 4.95M older predictions over the previous 90 days, with their hourly
 and daily buckets and two days of minute buckets (storage.prune keeps minute buckets for two
-days). Rows go in with bulk SQL (a bursts table expanded by a recursive CTE), not through
-HTTP; the files are cached under bench/results/ (git-ignored).
+days), and the latency histograms (queue, predict and total time) of every prediction in
+minute and hourly buckets. Rows go in with bulk SQL (a bursts table expanded by a recursive
+CTE), not through HTTP; the files are cached under bench/results/ (git-ignored).
 
 Figures: one evaluation (`alerts.job.run_evaluation`: counts read, state machines, writes,
 outbox rows) cold (first, creating the alert rows) and steady (the next runs, 15 s apart),
@@ -30,17 +31,26 @@ from sqlalchemy import Engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hookwatch.alerts.job import run_evaluation  # noqa: E402
-from hookwatch.alerts.rules import BurnRateRule, ErrorRateRule, NoTrafficRule, Rule, default_rules  # noqa: E402
+from hookwatch.alerts.job import Caches, run_evaluation  # noqa: E402
+from hookwatch.alerts.pricing import Pricing  # noqa: E402
+from hookwatch.alerts.rules import (  # noqa: E402
+    AnyRule,
+    BurnRateRule,
+    ErrorRateRule,
+    LatencyRule,
+    NoTrafficRule,
+    SpendRule,
+    default_rules,
+)
 from hookwatch.storage.engine import make_engine  # noqa: E402
 from hookwatch.storage.migrate import upgrade  # noqa: E402
-from hookwatch.storage.window_cache import WindowCache  # noqa: E402
+from hookwatch.storage.rollups import latency_bin  # noqa: E402
 
 NOW = 1_795_000_000.0
 MODELS = 250  # x (model, deployment, 2 versions) = 1,000 scopes
 RECENT = 50_000
 OLD = 4_950_000
-BUILD_VERSION = 3  # bump when the data shape changes
+BUILD_VERSION = 4  # bump when the data shape changes
 RESULTS = ROOT / "bench" / "results"
 OOM = "CUDA out of memory. Tried to allocate 2.00 GiB"
 PREDICTION_INDEXES = ("ix_predictions_rank_first_seen", "ix_predictions_status_counted",
@@ -81,8 +91,9 @@ def build(path: Path, *, old: bool) -> None:
     for index in PREDICTION_INDEXES:  # built once at the end: much faster than row by row
         conn.execute(f"DROP INDEX IF EXISTS {index}")
     conn.execute("CREATE TEMP TABLE bursts (b INTEGER PRIMARY KEY, at REAL, m INTEGER, "
-                 "n INTEGER, failed INTEGER)")
-    conn.executemany("INSERT INTO bursts VALUES (?, ?, ?, ?, ?)", rows)
+                 "n INTEGER, failed INTEGER, queue INTEGER, predict INTEGER, total INTEGER)")
+    conn.executemany("INSERT INTO bursts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     [(*row, *latency_bins(row)) for row in rows])
     conn.execute(
         "WITH RECURSIVE k(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM k WHERE j < 19) "
         "INSERT INTO predictions (id, status, rank, model, version, deployment, error, "
@@ -125,11 +136,33 @@ def build(path: Path, *, old: bool) -> None:
                 "failed = outcome_buckets.failed + excluded.failed",
                 (resolution, resolution, scope.split(":")[0], since),
             )
+    for scope, (name, n, _failed) in scopes.items():
+        for metric in ("queue", "predict", "total"):
+            for resolution, since in ((60, NOW - 2 * 86400), (3600, 0.0)):
+                conn.execute(
+                    "INSERT INTO latency_buckets (resolution, start, scope, name, metric, bin, "
+                    f"count) SELECT ?, CAST(at AS INTEGER) - CAST(at AS INTEGER) % ? AS s, ?, "
+                    f"{name} AS nm, ?, {metric}, SUM({n}) FROM bursts WHERE at >= ? AND "
+                    f"{n} > 0 GROUP BY s, nm, {metric} "
+                    "ON CONFLICT (resolution, start, scope, name, metric, bin) DO UPDATE SET "
+                    "count = latency_buckets.count + excluded.count",
+                    (resolution, resolution, scope.split(":")[0], metric, since),
+                )
     conn.execute("COMMIT")
     conn.execute("PRAGMA analysis_limit=1000")  # sampled statistics, as `PRAGMA optimize` does
     conn.execute("ANALYZE")
     conn.execute("PRAGMA journal_mode=WAL")  # as hookwatch's engine opens it
     conn.close()
+
+
+def latency_bins(burst: tuple[int, float, int, int, int]) -> tuple[int, int, int]:
+    """Queue, predict and total time bins of a burst's predictions: seconds of queue (the
+    failing models' lately: cold boots of minutes), a few seconds of predict time."""
+    rng = random.Random(burst[0])
+    cold = burst[2] % 20 == 0 and burst[1] > NOW - 1800
+    queue = rng.uniform(60, 180) if cold else rng.lognormvariate(0.0, 1.0)
+    predict = rng.lognormvariate(1.0, 0.5)
+    return latency_bin(queue), latency_bin(predict), latency_bin(queue + predict)
 
 
 def database(*, old: bool, rebuild: bool) -> Engine:
@@ -147,8 +180,12 @@ def database(*, old: bool, rebuild: bool) -> Engine:
     return make_engine(f"sqlite:///{path}")
 
 
-def rules() -> list[Rule]:
-    """The built-in rules plus one of each other kind and scope: 7 rules."""
+PRICING = Pricing(scopes=(("acme/*", "gpu-a100-large"),))  # every scope priced
+
+
+def rules() -> list[AnyRule]:
+    """The built-in rules (error rate, stuck, queue time per deployment and model) plus one
+    of each other kind, metric and scope: 14 rules."""
     return [
         *default_rules(),
         BurnRateRule(name="deployment-slo", scope="deployment", slo=0.99,
@@ -158,6 +195,18 @@ def rules() -> list[Rule]:
                       notify=("team",)),
         NoTrafficRule(name="model-quiet", scope="model", window=3600.0,
                       lookback=86400.0, notify=("team",)),
+        LatencyRule(name="version-predict-p99", scope="version", metric="predict_time",
+                    percentile=99.0, window=3600.0, threshold=30.0, min_predictions=10,
+                    notify=("team",)),
+        LatencyRule(name="model-total-p50", scope="model", metric="total_time",
+                    percentile=50.0, window=900.0, threshold=60.0, min_predictions=10,
+                    no_data="resolve", notify=("team",)),
+        ErrorRateRule(name="deployment-aborted", scope="deployment", outcomes=("aborted",),
+                      threshold=0.05, min_predictions=10, notify=("team",)),
+        SpendRule(name="deployment-spend", scope="deployment", window=3600.0,
+                  threshold=0.25, notify=("team",)),
+        SpendRule(name="model-spend-day", scope="model", window=86400.0, threshold=2.0,
+                  notify=("team",)),
     ]
 
 
@@ -167,12 +216,12 @@ def measure(engine: Engine, runs: int, *, cached: bool) -> dict[str, object]:
         for table in ("alerts", "alert_transitions", "notifications", "alert_evaluator"):
             conn.execute(text(f"DELETE FROM {table}"))
     chosen = rules()
-    cache = WindowCache() if cached else None
+    cache = Caches() if cached else None
 
     def once(now: float) -> tuple[float, float]:
         wall, cpu = time.perf_counter(), time.process_time()
         run_evaluation(engine, rules=chosen, now=now, base_url="http://bench",
-                       notifiers={"team"}, cache=cache)
+                       notifiers={"team"}, cache=cache, pricing=PRICING)
         return (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000
 
     cold = once(NOW)

@@ -168,6 +168,7 @@ def build_runtime(settings: Settings, config: Config, clock: Callable[[], float]
     evaluator = Evaluator(
         engine, rules=config.rules, base_url=settings.base_url,
         inhibit=config.inhibit.enabled, notifiers=tuple(config.notifiers),
+        pricing=config.pricing,
     )
     delivery = DeliveryWorker(engine, config.notifiers, max_age=settings.delivery_max_age,
                               registry=metrics.registry)
@@ -200,6 +201,7 @@ def build_runtime(settings: Settings, config: Config, clock: Callable[[], float]
         commits=writer.health,
         show_payloads=settings.show_payloads, refusals=refusals,
         gate=None if access.access.is_open else Gate(access.access), access=access.access,
+        pricing=config.pricing,
     )
     runtime = Runtime(
         settings=settings, config=config, engine=engine, writer=writer, metrics=metrics,

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from hookwatch.alerts.pricing import Pricing
 from hookwatch.alerts.rules import (
     KINDS,
     RULE_KINDS,
@@ -55,6 +56,7 @@ class ConfigFile(BaseModel):
     # Without [[rules]], the built-in default rules notify every notifier.
     rules: list[Rule] = Field(default_factory=list)
     inhibit: Inhibit = Field(default_factory=Inhibit)
+    pricing: Pricing = Field(default_factory=Pricing)
 
 
 TOP_LEVEL_KEYS = tuple(ConfigFile.model_fields)
@@ -69,6 +71,7 @@ class Config:
     rules: list[AnyRule] = field(default_factory=list)
     inhibit: Inhibit = field(default_factory=Inhibit)
     path: Path | None = None
+    pricing: Pricing = field(default_factory=Pricing)
 
 
 def load_config(path: Path | None, *, env: Mapping[str, str] | None = None) -> Config:
@@ -99,13 +102,14 @@ def parse_config(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None
     if model is not None:
         found += [(("notifiers", name, "fallback"), text) for name, text in fallback_problems(
             {name: options.fallback for name, options in model.notifiers.items()})]
+    found += _unpriced_spend(expanded)
     if found or model is None:
         raise ConfigError(_lines(found, expanded), path)
     notifiers = {name: NotifierConfig(name, options) for name, options in model.notifiers.items()}
     rules = list(model.rules) if "rules" in model.model_fields_set else default_rules(
         notify=sorted(notifiers))
     return Config(server=model.server, notifiers=notifiers, rules=rules,
-                  inhibit=model.inhibit, path=path)
+                  inhibit=model.inhibit, path=path, pricing=model.pricing)
 
 
 def _duplicate_rules(rules: Any) -> list[tuple[Loc, str]]:
@@ -120,6 +124,18 @@ def _duplicate_rules(rules: Any) -> list[tuple[Loc, str]]:
                 found.append((("rules", i, "name"), f"{name!r} is used by an earlier rule"))
             seen.add(name)
     return found
+
+
+def _unpriced_spend(raw: Mapping[str, Any]) -> list[tuple[Loc, str]]:
+    """A spend rule with no [pricing.scopes] could never know a spend (alerts.pricing)."""
+    rules, pricing = raw.get("rules"), raw.get("pricing")
+    scopes = pricing.get("scopes") if isinstance(pricing, dict) else None
+    if not isinstance(rules, list) or scopes:
+        return []
+    return [(("rules", i, "kind"), "a spend rule needs [pricing.scopes] to map its scopes to "
+                                   "hardware; without it every spend is unknown")
+            for i, item in enumerate(rules) if isinstance(item, dict)
+            and item.get("kind") == "spend"]
 
 
 def _located(exc: ValidationError, raw: Mapping[str, Any]) -> list[tuple[Loc, str, bool]]:

@@ -64,7 +64,7 @@ class AlertMessage:
     alert_key: str  # stable per (rule, scope, name): PagerDuty's dedup_key, Slack's thread key
     alert_id: int
     rule: str
-    rule_kind: str  # error_rate | burn_rate | stuck | no_traffic
+    rule_kind: str  # error_rate | burn_rate | stuck | no_traffic | latency | spend
     severity: str  # critical | error | warning | info
     scope: str  # model | deployment | version
     scope_name: str

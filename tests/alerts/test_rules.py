@@ -135,22 +135,23 @@ BASE: dict[str, object] = {"name": "r", "kind": "error_rate", "scope": "deployme
         ({"windw": "10m"}, "rules[0] (r): windw: unknown key (did you mean window?)"),
         ({"colour": "red"}, "rules[0] (r): colour: unknown key (expected one of for, "
                             "group_by, group_interval, keep_firing_for, kind, match, "
-                            "min_predictions, name, notify, repeat_interval, scope, severity, "
-                            "threshold, window)"),
+                            "min_predictions, name, no_data, notify, outcomes, repeat_interval, "
+                            "scope, severity, threshold, window)"),
         ({"group_by": ["rule", "team"]}, "rules[0] (r): group_by: unknown label 'team' (one of "
                                          "rule, scope, name, model, severity)"),
         ({"group_interval": "0s"}, "rules[0] (r): group_interval: must be longer than zero"),
         ({"kind": "stuck", "window": "1h", "for": "5m", "min_predictions": 3},
          "rules[0] (r): min_predictions: not valid for kind 'stuck'"),
         ({"kind": None}, "rules[0] (r): kind: None is not one of error_rate, burn_rate, stuck, "
-                         "no_traffic, regression, new_error"),
+                         "no_traffic, regression, new_error, latency, spend"),
         ({"window": "10x"}, "rules[0] (r): window: bad duration '10x': must be a duration "
                             'string such as "45s", "10m", "1h30m" or "2d"'),
         ({"for": 60}, "rules[0] (r): for: must be a duration string such as \"45s\", \"10m\", "
                       "\"1h30m\" or \"2d\", not int 60"),
         ({"window": "0s"}, "rules[0] (r): window: must be longer than zero"),
         ({"kind": "vibes"}, "rules[0] (r): kind: 'vibes' is not one of error_rate, "
-                            "burn_rate, stuck, no_traffic, regression, new_error"),
+                            "burn_rate, stuck, no_traffic, regression, new_error, latency, "
+                            "spend"),
         ({"scope": "region"}, "rules[0] (r): scope: 'region' is not one of model, "
                               "deployment, version"),
         ({"notify": ["team", "pager"]}, "rules[0] (r): notify: unknown notifier 'pager' "
@@ -278,8 +279,8 @@ def test_check_config_reports_each_problem(tmp_path: Path,
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         f"{path}: rules[0] (a): colour: unknown key (expected one of for, group_by, "
-        "group_interval, keep_firing_for, kind, match, min_predictions, name, notify, "
-        "repeat_interval, scope, severity, threshold, window)",
+        "group_interval, keep_firing_for, kind, match, min_predictions, name, no_data, notify, "
+        "outcomes, repeat_interval, scope, severity, threshold, window)",
         f"{path}: rules[0] (a): notify: unknown notifier 'nobody' (known: none configured)",
         f"{path}: rules[0] (a): window: bad duration '10x': must be a duration string such as "
         '"45s", "10m", "1h30m" or "2d"',

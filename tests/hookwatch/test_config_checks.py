@@ -157,7 +157,7 @@ def test_check_config_without_a_file_reads_hookwatch_config(
     path.write_text("[inhibit]\nenabled = false\n")
     code, err, out = check(capsys)
     assert (code, err) == (0, [])
-    assert out.startswith(f"{path}: OK (4 rules, 0 notifiers")
+    assert out.startswith(f"{path}: OK (6 rules, 0 notifiers")  # the built-in ones
     monkeypatch.setenv("HOOKWATCH_CONFIG", str(tmp_path / "missing.toml"))
     assert check(capsys)[:2] == (1, [f"{tmp_path / 'missing.toml'}: no such file"])
 
@@ -189,7 +189,7 @@ def test_the_example_config_passes_check_config(capsys: pytest.CaptureFixture[st
         monkeypatch.setenv(name, value)
     code, err, out = check(capsys, str(EXAMPLE))
     assert (code, err) == (0, [])
-    assert ("OK (6 rules, 8 notifiers: chat, hook, mail, oncall, phone, room, team, tg)"
+    assert ("OK (9 rules, 8 notifiers: chat, hook, mail, oncall, phone, room, team, tg)"
             in out)
     config = load_config(EXAMPLE)
     from hookwatch.alerts.rules import KINDS
@@ -226,7 +226,7 @@ def test_config_schema_validates_the_example_and_refuses_mistakes(
     assert refused({"colour": "red"})
     assert refused({"rules": [{**rule, "windw": "10m"}]})
     assert refused({"rules": [{k: v for k, v in rule.items() if k != "kind"}]})
-    assert refused({"rules": [{**rule, "kind": "latency"}]})
+    assert refused({"rules": [{**rule, "kind": "queue"}]})
     assert refused({"rules": [{**rule, "window": 600}]})
     assert refused({"rules": [{**rule, "window": "10 minutes"}]})
     assert refused({"rules": [{**rule, "threshold": 1.5}]})

@@ -43,6 +43,10 @@ def test_measures_per_rule_kind() -> None:
         "3 prediction(s) stuck for over 30m (threshold 1)")
     assert measure(rule_kind="no_traffic", value=0, threshold=None, window_seconds=900) == (
         "0 prediction(s) in the last 15m")
+    assert measure(rule_kind="latency", value=91.7, threshold=60.0, window_seconds=900) == (
+        "latency 91.7 s (threshold 60 s) over 15m, ±19% (bucketed)")
+    assert measure(rule_kind="spend", value=31.2, threshold=25.0, window_seconds=3600) == (
+        "spend $31.20 (threshold $25.00) over 1h")
     assert measure(value=None, summary="no number") == "no number"
     assert duration(5400) == "1h30m" and duration(90) == "1m30s"
 
