@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
 from hookwatch.alerts.actions import AlertContext
+from hookwatch.alerts.pricing import Pricing
 from hookwatch.dashboard.auth import Gate
 from hookwatch.dashboard.failures import RecentFailures
 from hookwatch.dashboard.intake import intake_view
@@ -63,6 +64,7 @@ class Dashboard:
 
     def __post_init__(self) -> None:
         self.watch = Watch(self.alerts.rules)
+    pricing: Pricing = field(default_factory=Pricing)  # for the spend figures
 
 
 def get_dashboard() -> Dashboard:
@@ -79,6 +81,7 @@ def picture_for(board: Dashboard, view: View, *, with_failures: bool = True) -> 
         picture = build_picture(
             conn, readings=board.readings, failures=board.failures, now=now,
             view=view, with_failures=with_failures, watch=board.watch,
+            pricing=board.pricing,
         )
     picture.intake = intake_view(board.refusals, now)
     return picture

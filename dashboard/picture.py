@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlmodel import Session
 
+from hookwatch.alerts.pricing import Pricing
 from hookwatch.alerts.rules import Rule
 from hookwatch.dashboard.alertview import AlertView, alert_views, scope_statuses
 from hookwatch.dashboard.failures import FailureGroup, RecentFailures
@@ -134,6 +135,7 @@ class Picture:
     total_scopes: int = 0
     groups: dict[str, list[ScopeRow]] = field(default_factory=dict)
     intake: IntakeView | None = None  # refused webhooks (dashboard.intake), set by its caller
+    prices_as_of: str = ""  # the date of the price table behind every spend figure
 
     @property
     def firing(self) -> list[AlertView]:
@@ -158,8 +160,10 @@ def build_picture(
     view: View | None = None,
     with_failures: bool = True,
     watch: Watch | None = None,
+    pricing: Pricing | None = None,
 ) -> Picture:
     view, watch = view or View(), watch or Watch()
+    pricing = pricing or Pricing()
     by_key = readings.read(conn, now=now)
     with Session(bind=conn) as session:
         alerts = alert_views(session, now=now)
@@ -167,6 +171,8 @@ def build_picture(
     for key in statuses:
         if key not in by_key:  # an alert on a scope without outcomes (stuck, no traffic)
             by_key[key] = ScopeReading(key[0], key[1])
+    for (scope, name), reading in by_key.items():
+        reading.price = pricing.price(scope, name)
     rows = [
         ScopeRow(reading, scope_status(reading, statuses.get(key),
                                        watched=watch.watched(key[0], key[1])))
@@ -183,4 +189,4 @@ def build_picture(
     for row in rows:
         groups.setdefault(row.reading.scope, []).append(row)
     found = (failures or RecentFailures()).read(conn, now=now) if with_failures else []
-    return Picture(now, rows, alerts, found, total, groups)
+    return Picture(now, rows, alerts, found, total, groups, prices_as_of=pricing.as_of)

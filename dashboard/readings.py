@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from hookwatch.dashboard.svg import Day
+from hookwatch.dashboard.usage import ScopeUsage, UsageReadings
 from hookwatch.storage.rates import OUTCOME_COLUMNS, Counts, ScopeKey
 from hookwatch.storage.rollups import bin_value
 from hookwatch.storage.window_cache import ClosedSeries, SlidingSums, Vector, bucket_count
@@ -48,6 +49,8 @@ class ScopeReading:
     days_live: dict[int, Day] = field(default_factory=dict)  # index -> today (and, in the
     # grace seconds after midnight, yesterday), read live
     latency: Latency = NO_LATENCY  # predict p50, p95, queue p50, p95 (seconds)
+    usage: ScopeUsage | None = None  # billed seconds, hourly predict p95 (dashboard.usage)
+    price: float | None = None  # $/s of its hardware; None: not in [pricing.scopes]
 
     @property
     def daily(self) -> list[Day | None]:
@@ -145,6 +148,8 @@ def _load_latency(sums: dict[LatencyKey, Vector]) -> dict[ScopeKey, Latency]:
         histograms[(scope, name, metric)][bin_index] = count
     found: dict[ScopeKey, list[float | None]] = {}
     for (scope, name, metric), histogram in histograms.items():
+        if metric not in ("predict", "queue"):
+            continue  # total time: read by latency rules, not shown in these columns
         slot = found.setdefault((scope, name), [None] * 4)
         offset = 0 if metric == "predict" else 2
         slot[offset], slot[offset + 1] = percentiles(histogram, (0.5, 0.95))
@@ -171,6 +176,7 @@ class Readings:
         self.latency: dict[ScopeKey, Latency] = {}
         self.hours = ClosedSeries(resolution=3600, span=DAY_SPAN, load=_load_hours)
         self.days = ClosedSeries(resolution=86400, span=HISTORY_SPAN, load=_load_days)
+        self.usage = UsageReadings()
 
     def _closed_counts(self, window: str, conn: Connection, now: float) -> dict[ScopeKey, Counts]:
         """The window's closed sums as Counts, rebuilt only when the sums change: Counts are
@@ -235,6 +241,8 @@ class Readings:
 
         for key, values in latency.items():
             get(key).latency = values
+        for key, used in self.usage.read(conn, now=now).items():
+            get(key).usage = used
         return readings
 
 

@@ -12,7 +12,8 @@ from markupsafe import Markup, escape
 
 from hookwatch.dashboard.picture import Picture, ScopeRow
 from hookwatch.dashboard.render import num, pct, rate_class, secs
-from hookwatch.dashboard.svg import history_bar, sparkline
+from hookwatch.dashboard.svg import history_bar, latency_sparkline, sparkline
+from hookwatch.dashboard.usage import ScopeUsage, spend
 from hookwatch.storage.rates import Counts
 
 
@@ -31,6 +32,28 @@ def _rate_cell(counts: Counts) -> str:
             f"{pct(rate)}</td>")
 
 
+def _dollars(value: float | None) -> str:
+    """Two significant figures at most: a column of estimates, not an invoice."""
+    if value is None:
+        return "—"
+    if value == 0:
+        return "$0"
+    if value < 0.01:
+        return "<$0.01"
+    if value < 10:
+        return f"${value:.2g}" if value < 1 else f"${value:.1f}"
+    return f"${value:,.0f}"
+
+
+def _spend_cell(usage: ScopeUsage | None, price: float | None) -> str:
+    if price is None:
+        return ('<td class="num muted" title="no hardware for this scope in '
+                '[pricing.scopes]: spend unknown">—</td>')
+    hour, day, month = (spend(usage, price, w) for w in ("1h", "24h", "month"))
+    return (f'<td class="num" title="at ${price:g}/s; a month at the last 24 h\'s rate">'
+            f"{_dollars(hour)} / {_dollars(day)} / {_dollars(month)}</td>")
+
+
 def _counts(c: Counts) -> tuple[int, int, int, int, int]:
     return (c.succeeded, c.failed, c.canceled, c.aborted, c.other)
 
@@ -47,7 +70,7 @@ def row_view(row: ScopeRow) -> RowView:
     w5, w1, w24 = r.window("5m"), r.window("1h"), r.window("24h")
     spark = tuple(r.spark)
     key = (row.status, row.note, _counts(w5), _counts(w1), _counts(w24), r.latency, spark,
-           id(r.days_closed), tuple(r.days_live.items()))
+           id(r.days_closed), tuple(r.days_live.items()), r.usage, r.price)
     hit = _CELLS.get(key)
     if hit is not None and hit[0] is r.days_closed:  # the id is still that tuple's
         return RowView(r.scope, r.name, row.status, hit[1])
@@ -59,7 +82,9 @@ def row_view(row: ScopeRow) -> RowView:
         f'<td class="num" title="{w1.total} in the last hour">{num(w24.total)}</td>'
         f'<td class="num">{secs(p50)} / {secs(p95)}</td>'
         f'<td class="num">{secs(q50)} / {secs(q95)}</td>'
+        f"{_spend_cell(r.usage, r.price)}"
         f"<td>{sparkline(spark)}</td>"
+        f"<td>{latency_sparkline(r.usage.spark if r.usage else ())}</td>"
         f'<td class="wide">{history_bar(r.days_closed, r.days_live)}</td>'
     )
     markup = Markup(cells)  # noqa: S704

@@ -17,6 +17,7 @@ from hookwatch.dashboard.picture import SCOPE_KINDS, View, scope_status
 from hookwatch.dashboard.readings import WINDOWS, ScopeReading
 from hookwatch.dashboard.render import pct
 from hookwatch.dashboard.svg import badge
+from hookwatch.dashboard.usage import spend
 from hookwatch.storage.rates import Counts, window_counts
 
 router = APIRouter()
@@ -31,6 +32,10 @@ def scope_json(reading: ScopeReading, status: str) -> dict[str, Any]:
         "windows": {w: _counts_json(reading.window(w)) for w in WINDOWS},
         "predict_time": {"p50": p50, "p95": p95},
         "queue_time": {"p50": q50, "p95": q95},
+        "queue_p95": q95,
+        "predict_p95": p95,
+        "spend_1h": spend(reading.usage, reading.price, "1h"),
+        "spend_24h": spend(reading.usage, reading.price, "24h"),
     }
 
 
@@ -66,6 +71,7 @@ def api_status(request: Request, board: DashboardDep) -> Response:
         "now": iso(picture.now),
         "status": "firing" if picture.loud else ("pending" if picture.alerts else "ok"),
         "firing": len(picture.firing),
+        "prices_as_of": picture.prices_as_of,
         "scopes": [scope_json(row.reading, row.status) for row in picture.rows],
         "alerts": [alert_json(a) for a in picture.alerts],
         "refused": refused_json(board.refusals, picture.now),

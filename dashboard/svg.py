@@ -19,11 +19,13 @@ SPARK_FLOOR = 0.05
 """The sparkline's y axis goes at least to 5%, so a 0.2% blip does not look like an outage."""
 _UNIT = 10  # path coordinates in tenths of a pixel: whole numbers, cheap to print
 _SPARK_MEMO: dict[tuple[float | None, ...], Markup] = {}
+_LATENCY_MEMO: dict[tuple[float | None, ...], Markup] = {}
 
 
 def clear_memos(*, history: bool = True) -> None:
     """Forget memoized drawings (benchmarks measure the cost of drawing them anew)."""
     _SPARK_MEMO.clear()
+    _LATENCY_MEMO.clear()
     if history:
         _MEMO.clear()
 
@@ -38,10 +40,43 @@ def sparkline(values: Sequence[float | None]) -> Markup:
     hit = _SPARK_MEMO.get(key)
     if hit is not None:
         return hit
-    n = len(key)
-    step = SPARK_WIDTH * _UNIT // max(n - 1, 1)
     known = [v for v in key if v is not None]
     top = max(SPARK_FLOOR, *known) if known else SPARK_FLOOR
+    if known:
+        peak = max(known)
+        title = f"error rate: peak {peak:.1%}, last {known[-1]:.1%}"
+    else:
+        peak = 0.0
+        title = "error rate: no data"
+    cls = "spark spark-bad" if peak >= 0.2 else "spark"
+    svg = _spark_svg(key, top, cls, title)
+    if len(_SPARK_MEMO) >= 20_000:
+        _SPARK_MEMO.clear()
+    _SPARK_MEMO[key] = svg
+    return svg
+
+
+def latency_sparkline(values: Sequence[float | None]) -> Markup:
+    """Hourly predict p95 in seconds (None = no predictions), oldest first, scaled to its own
+    peak: the shape shows a slowdown; the title gives the numbers. Memoized like sparkline."""
+    key = tuple(values)
+    hit = _LATENCY_MEMO.get(key)
+    if hit is not None:
+        return hit
+    known = [v for v in key if v is not None]
+    top = max(known) if known and max(known) > 0 else 1.0
+    title = (f"predict p95 by hour: peak {top:.3g} s, last {known[-1]:.3g} s" if known
+             else "predict p95 by hour: no data")
+    svg = _spark_svg(key, top, "lspark", title)
+    if len(_LATENCY_MEMO) >= 20_000:
+        _LATENCY_MEMO.clear()
+    _LATENCY_MEMO[key] = svg
+    return svg
+
+
+def _spark_svg(key: tuple[float | None, ...], top: float, cls: str, title: str) -> Markup:
+    n = len(key)
+    step = SPARK_WIDTH * _UNIT // max(n - 1, 1)
     scale = (SPARK_HEIGHT - 2) * _UNIT / top
     base = (SPARK_HEIGHT - 1) * _UNIT
     parts: list[str] = []
@@ -57,24 +92,13 @@ def sparkline(values: Sequence[float | None]) -> Markup:
             # A lone point still shows: a zero-length segment with a round cap is a dot.
             parts.append(f"M{i * step} {y}h0")
             pen_down = True
-    if known:
-        peak = max(known)
-        title = f"error rate: peak {peak:.1%}, last {known[-1]:.1%}"
-    else:
-        peak = 0.0
-        title = "error rate: no data"
-    cls = "spark spark-bad" if peak >= 0.2 else "spark"
     width = (n - 1) * step
-    # Safe: numbers and constants only.
-    svg = Markup(  # noqa: S704
+    # Safe: numbers and constants only (cls and title are built from numbers here).
+    return Markup(  # noqa: S704
         f'<svg class="{cls}" viewBox="0 0 {width} {SPARK_HEIGHT * _UNIT}" '
         f'width="{SPARK_WIDTH}" height="{SPARK_HEIGHT}" role="img"><title>{title}</title>'
         f'<path d="{"".join(parts)}"/></svg>'
     )
-    if len(_SPARK_MEMO) >= 20_000:
-        _SPARK_MEMO.clear()
-    _SPARK_MEMO[key] = svg
-    return svg
 
 
 @dataclass(frozen=True, slots=True)

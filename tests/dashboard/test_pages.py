@@ -40,7 +40,7 @@ def test_page_groups_filters_and_sorts_on_the_server(
         assert page.headers["cache-control"] == "no-store"
         _scopes(client, clock)
         page = client.get("/").text
-        assert re.findall(r'<tr class="group"><th colspan="10">(\w+) · (\d+)', page) == [
+        assert re.findall(r'<tr class="group"><th colspan="12">(\w+) · (\d+)', page) == [
             ("models", "3"), ("versions", "3")]
         assert _names(page)[:3] == ["acme/b", "zeta/c", "acme/a"]  # worst 1h rate first
         assert 'hx-trigger="every 10s"' in page and '<script src="/static/htmx.min.js"' in page
