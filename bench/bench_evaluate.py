@@ -180,7 +180,7 @@ def database(*, old: bool, rebuild: bool) -> Engine:
     return make_engine(f"sqlite:///{path}")
 
 
-PRICING = Pricing(scopes=(("acme/*", "gpu-a100-large"),))  # every scope priced
+PRICING = Pricing(scopes={"acme/*": "gpu-a100-large"})  # every scope priced
 
 
 def rules() -> list[AnyRule]:
