@@ -30,10 +30,11 @@ class Phase:
 # for configs with `for` up to 1m and keep_firing_for up to 2m. 30 healthy predictions, then
 # about 1/s at 85% failure: the rate crosses 20% some 10 s into the burst and stays far above it
 # for the next minute, long enough for any such `for`. The burst stops early once the alert
-# fires (but not before 25 s). Recovery sends 6 successes a second, which pulls the 10-minute
-# rate back under 20% within about 10-40 s; the steady phase after it stays far below 20%, so
-# keep_firing_for runs out there at the latest. Built-in rules: fires ~13 s into the burst,
-# resolves ~20 s into recovery (about a minute in all).
+# fires (but not before 55 s, so the alert stays up long enough to go and look at it). Recovery
+# sends 3 successes a second, which pulls the 10-minute rate back under 20% within about a
+# minute; the steady phase after it stays far below 20%, so keep_firing_for runs out there at
+# the latest. Built-in rules: fires ~13 s into the burst and stays firing for a minute and a
+# half or more, resolving within about three minutes of the start.
 DEFAULT_PLAN: tuple[Phase, ...] = (
     Phase("healthy", 15.0, 2.0, 0.0, "every prediction succeeds"),
     Phase(
@@ -43,9 +44,9 @@ DEFAULT_PLAN: tuple[Phase, ...] = (
         0.85,
         "most predictions fail (error, CUDA OOM, NaN, bad return type)",
         ends_on_alert=True,
-        min_seconds=25.0,
+        min_seconds=55.0,
     ),
-    Phase("recovery", 90.0, 6.0, 0.0, "a flood of successes pulls the error rate back down"),
+    Phase("recovery", 120.0, 3.0, 0.0, "a flood of successes pulls the error rate back down"),
     Phase("steady", None, 1.0, 0.02, "light healthy traffic until you stop the demo"),
 )
 

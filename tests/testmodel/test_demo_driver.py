@@ -249,6 +249,8 @@ def test_default_plan_fires_the_builtin_rule_and_then_resolves(for_s: float, kee
     assert rule.fired_at is not None and rule.fired_at - rule.first_true <= for_s + 2
     assert rule.resolved_at is not None, "the alert never resolved"
     assert rule.resolved_at - 1000 < 6 * 60  # the whole story in a few minutes
+    # Up long enough for a person to open the dashboard and look at it.
+    assert rule.resolved_at - rule.fired_at >= 60, rule.resolved_at - rule.fired_at
     assert not rule.firing
 
 
