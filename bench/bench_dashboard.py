@@ -1,4 +1,5 @@
-"""Dashboard benchmark: the status page, /api/status and a badge with 1,000 scopes.
+"""Dashboard benchmark: the status page, /api/status and a badge with 1,000 scopes; with
+--serve, a real `hookwatch serve` with 20,000 models (bench/dashboard_serve.py).
 
 The data is built with bulk SQL (INSERT ... SELECT over recursive CTEs), dense on purpose: every
 scope has a bucket in each of the last 60 minutes, 24 hours and 90 days (mostly healthy, one
@@ -8,6 +9,7 @@ Figures: the data-read time, the template-render time and the whole request (in 
 through the ASGI app, the response read to its end), median and p95 over the runs.
 
     .venv/bin/python bench/bench_dashboard.py [--scopes 1000] [--runs 30] [--database URL]
+    .venv/bin/python bench/bench_dashboard.py --serve [--models 20000] [--watch 20]
 """
 
 from __future__ import annotations
@@ -107,13 +109,27 @@ def main() -> None:
     parser.add_argument("--scopes", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--database", help="SQLAlchemy URL (default: a new SQLite file)")
+    parser.add_argument("--serve", action="store_true",
+                        help="probe a real `hookwatch serve` from outside instead")
+    parser.add_argument("--models", type=int, default=20_000,
+                        help="--serve: models to send a prediction for (two scopes each)")
+    parser.add_argument("--watch", type=float, default=20.0,
+                        help="--serve: seconds of webhooks with and without four viewers")
     args = parser.parse_args()
+    if args.serve:
+        from bench.dashboard_serve import probe
+
+        probe(models=args.models, runs=args.runs, watch=args.watch)
+        return
 
     from fastapi.testclient import TestClient
+    from sqlmodel import Session
 
     from hookwatch.app import create_app
-    from hookwatch.dashboard.context import page_context
-    from hookwatch.dashboard.picture import View, build_picture
+    from hookwatch.dashboard.alertview import alert_views
+    from hookwatch.dashboard.context import page_context, picture_for
+    from hookwatch.dashboard.listing import Listing
+    from hookwatch.dashboard.picture import View
     from hookwatch.dashboard.readings import Readings
     from hookwatch.dashboard.render import render
     from hookwatch.dashboard.rows import clear_memo as clear_rows
@@ -132,23 +148,32 @@ def main() -> None:
         app = create_app(settings, clock=lambda: NOW, run_jobs=False)
         runtime = app.state.runtime
         # A Host the dashboard answers to (it refuses unknown names: DNS rebinding).
+        board = runtime.dashboard
         with TestClient(app, base_url="http://127.0.0.1") as client, \
                 runtime.engine.connect() as conn:
-            report("data: cold caches (first request)",
-                   timed(lambda: build_picture(conn, readings=Readings(), now=NOW), 3))
-            readings = runtime.dashboard.readings
-            picture = build_picture(conn, readings=readings, now=NOW)
+            def rebuild(readings: Readings) -> None:  # what a commit makes the next request do
+                with Session(bind=conn) as session:
+                    alerts = alert_views(session, now=NOW)
+                Listing().summary(runtime.engine, readings=readings, now=NOW, alerts=alerts)
+
+            report("data: cold caches (first request)", timed(lambda: rebuild(Readings()), 3))
+            readings = board.readings
+            picture = picture_for(board, View(), limit=args.scopes)
             assert len(picture.rows) == args.scopes, len(picture.rows)
-            report("data: warm caches (every refresh)",
-                   timed(lambda: build_picture(conn, readings=readings, now=NOW), args.runs))
+            report("data: warm caches (the refresh after a commit)",
+                   timed(lambda: rebuild(readings), args.runs))
+            report("data: nothing committed (a page of the shared rows)",
+                   timed(lambda: picture_for(board, View()), args.runs))
             minutes = iter(range(1, 10_000))
             report("data: the refresh after a minute closes",
                    timed(lambda: readings.read(conn, now=NOW + 60 * next(minutes)), 5))
+            page = picture_for(board, View())  # what a viewer sees: one page of rows
+
             def draw(*, lines: bool = False, bars: bool = False) -> None:
                 if lines or bars:
                     clear_memos(history=bars)
                     clear_rows()
-                render("index.html", **page_context(picture, View(), refresh="10",
+                render("index.html", **page_context(page, View(), refresh="10",
                                                     gaps=gaps_defs()))
 
             # Once a day every closed history bar is drawn anew; on a busy refresh every
@@ -168,8 +193,12 @@ def main() -> None:
                 client.get("/")
 
             report("GET / with every sparkline new", timed(busy_refresh, args.runs))
-            report("GET /parts/live (the 10 s refresh)",
+            report("GET /parts/live (the 10 s refresh), every part",
                    timed(lambda: client.get("/parts/live"), args.runs))
+            held = {"x-hookwatch-parts": client.get("/parts/live").headers["x-hookwatch-parts"]}
+            quiet = len(client.get("/parts/live", headers=held).content)
+            report(f"GET /parts/live, nothing changed ({quiet} bytes)",
+                   timed(lambda: client.get("/parts/live", headers=held), args.runs))
             report("GET /api/status", timed(lambda: client.get("/api/status"), args.runs))
             report("GET /badge/deployment/acme/model-5.svg",
                    timed(lambda: client.get("/badge/deployment/acme/model-5.svg"), args.runs))

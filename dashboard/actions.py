@@ -36,6 +36,8 @@ class ViewFields(BaseModel):
     sort: str = Field(default="", max_length=20)
     dir: str = Field(default="", max_length=4)
     page: Literal["", "alert"] = ""  # "alert": posted from the alert page, answered there
+    offset: str = Field(default="", max_length=12)  # the page of scopes shown
+    name: str = Field(default="", max_length=400)  # a name pattern (dashboard/listing.py)
 
 
 def _answer(request: Request, board: Dashboard, view: ViewFields, message: str, ok: bool,

@@ -11,20 +11,16 @@ from typing import Annotated, Any
 from fastapi import Depends
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from hookwatch.alerts.actions import AlertContext
 from hookwatch.alerts.pricing import Pricing
+from hookwatch.dashboard.alertview import alert_views
 from hookwatch.dashboard.auth import Gate
 from hookwatch.dashboard.failures import RecentFailures
 from hookwatch.dashboard.intake import intake_view
-from hookwatch.dashboard.picture import (
-    SCOPE_KINDS,
-    STATUSES,
-    Picture,
-    View,
-    Watch,
-    build_picture,
-)
+from hookwatch.dashboard.listing import PAGE_ROWS, Listing, page_groups
+from hookwatch.dashboard.picture import SCOPE_KINDS, STATUSES, Picture, View, Watch
 from hookwatch.dashboard.policy import Access
 from hookwatch.dashboard.ratelimit import SignInLimiter
 from hookwatch.dashboard.readings import Readings
@@ -60,6 +56,7 @@ class Dashboard:
     failures: RecentFailures = field(default_factory=RecentFailures)
     refusals: Refusals = field(default_factory=Refusals)  # the receiver's, counted per minute
     notifiers: tuple[str, ...] = ()  # the configured notifiers, whose health the page shows
+    listing: Listing = field(default_factory=Listing)  # create_app touches it on each commit
     watch: Watch = field(init=False)  # which scopes the rules cover, from alerts.rules
 
     def __post_init__(self) -> None:
@@ -75,16 +72,25 @@ def get_dashboard() -> Dashboard:
 DashboardDep = Annotated[Dashboard, Depends(get_dashboard)]
 
 
-def picture_for(board: Dashboard, view: View, *, with_failures: bool = True) -> Picture:
+def picture_for(board: Dashboard, view: View, *, with_failures: bool = True,
+                limit: int = PAGE_ROWS) -> Picture:
+    """One page of the view (at most `limit` rows) from the listing's shared summary, the open
+    alerts, and (for the page) the recent failure groups."""
     now = board.clock()
     with board.engine.connect() as conn:
-        picture = build_picture(
-            conn, readings=board.readings, failures=board.failures, now=now,
-            view=view, with_failures=with_failures, watch=board.watch,
-            pricing=board.pricing,
-        )
-    picture.intake = intake_view(board.refusals, now)
-    return picture
+        with Session(bind=conn) as session:
+            alerts = alert_views(session, now=now)
+        found = board.failures.read(conn, now=now) if with_failures else []
+    summary = board.listing.summary(board.engine, readings=board.readings, now=now,
+                                    alerts=alerts, watch=board.watch,
+                                    pricing=board.pricing)
+    page = summary.page(view, limit=limit)
+    return Picture(
+        now, page.rows, alerts, found, summary.total, page_groups(page, view),
+        matched=page.matched, offset=page.offset, next_offset=page.next_offset,
+        prev_offset=page.prev_offset, rows_at=summary.now,
+        intake=intake_view(board.refusals, now), prices_as_of=board.pricing.as_of,
+    )
 
 
 def failing_notifiers(board: Dashboard) -> list[tuple[str, str]]:
@@ -103,8 +109,19 @@ def page_context(picture: Picture, view: View, **extra: Any) -> dict[str, Any]:
     }
 
 
+LIVE_PARTS = (("updated", "_updated.html"), ("headline", "_headline.html"),
+              ("notifiers", "_notifiers.html"), ("alerts", "_alerts.html"),
+              ("scope-table", "_scopes.html"), ("failures", "_failures.html"))
+"""The page's refreshable parts: element id and template, each swapped in by id."""
+
+
+def live_parts(board: Dashboard, view: View) -> list[tuple[str, str]]:
+    """Every refreshable part, rendered for an out-of-band swap (hx-swap-oob), by its id."""
+    context = page_context(picture_for(board, view), view, oob=True,
+                           failing_notifiers=failing_notifiers(board))
+    return [(part, render(name, **context)) for part, name in LIVE_PARTS]
+
+
 def live_html(board: Dashboard, view: View) -> str:
     """Every refreshable part, each swapped into the page by its id (hx-swap-oob)."""
-    picture = picture_for(board, view)
-    return render("live.html", **page_context(picture, view, oob=True,
-                                              failing_notifiers=failing_notifiers(board)))
+    return "".join(html for _, html in live_parts(board, view))

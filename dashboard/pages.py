@@ -8,11 +8,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
+from hookwatch.dashboard import changes
 from hookwatch.dashboard.api import queue_time
 from hookwatch.dashboard.context import (
     DashboardDep,
     failing_notifiers,
-    live_html,
+    live_parts,
     page_context,
     picture_for,
 )
@@ -43,8 +44,10 @@ def index(
 
 @router.get("/parts/live", response_class=HTMLResponse)
 def part_live(request: Request, board: DashboardDep) -> HTMLResponse:
-    html = live_html(board, View.of(dict(request.query_params)))
-    return HTMLResponse(html, headers=HTML_HEADERS)
+    """The refreshable parts, less those the page already holds (dashboard/changes.py)."""
+    parts = live_parts(board, View.of(dict(request.query_params)))
+    html, tags = changes.changed(parts, request.headers.get(changes.HEADER, ""))
+    return HTMLResponse(html, headers={**HTML_HEADERS, changes.HEADER: tags})
 
 
 @router.get("/parts/scopes", response_class=HTMLResponse)

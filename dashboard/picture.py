@@ -1,7 +1,8 @@
 """The whole picture at one instant: scopes with their status, open alerts, failure groups.
 
-Built once per request from a few bulk reads and shared by the page, /api/status and badges.
-Filtering and sorting are applied here, on the server, so a refresh keeps the viewer's choice.
+A page of it is cut per request from dashboard.listing's shared summary, for the page and
+/api/status. Filtering, sorting and paging are done on the server, so a refresh keeps the
+viewer's choice.
 """
 
 from __future__ import annotations
@@ -9,18 +10,15 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
 from typing import Any
 
-from sqlalchemy import Connection
-from sqlmodel import Session
-
-from hookwatch.alerts.pricing import Pricing
 from hookwatch.alerts.rules import Rule
-from hookwatch.dashboard.alertview import AlertView, alert_views, scope_statuses
-from hookwatch.dashboard.failures import FailureGroup, RecentFailures
+from hookwatch.dashboard.alertview import AlertView
+from hookwatch.dashboard.failures import FailureGroup
 from hookwatch.dashboard.intake import IntakeView
-from hookwatch.dashboard.readings import Readings, ScopeReading
+from hookwatch.dashboard.readings import ScopeReading
 
 SCOPE_KINDS = ("model", "deployment", "version")
 # "unwatched": traffic, but no rule covers the scope, so "ok" would be a claim nobody checks.
@@ -95,6 +93,8 @@ class View:
     status: str = ""
     sort: str = "status"
     reverse: bool = False
+    glob: str = ""  # a shell-style pattern on the whole name (`acme/*`), case-sensitive
+    offset: int = 0  # rows of the order skipped: the page starts here
 
     @classmethod
     def of(cls, params: dict[str, str]) -> View:
@@ -107,7 +107,17 @@ class View:
             status=status if status in (*STATUSES, "problems") else "",
             sort=sort if sort in SORTS else "status",
             reverse=params.get("dir") == "asc" if sort != "name" else params.get("dir") == "desc",
+            glob=params.get("name", "")[:400],
+            offset=_offset(params.get("offset", "")),
         )
+
+    @property
+    def filters(self) -> bool:
+        return bool(self.q or self.kind or self.status or self.glob)
+
+    @property
+    def unpaged(self) -> View:
+        return replace(self, offset=0)
 
     def keep(self, row: ScopeRow) -> bool:
         if self.kind and row.reading.scope != self.kind:
@@ -116,14 +126,25 @@ class View:
             return False
         if self.status and self.status != "problems" and row.status != self.status:
             return False
+        if self.glob and not fnmatchcase(row.reading.name, self.glob):
+            return False
         return not self.q or self.q.lower() in row.reading.name.lower()
 
     def params(self, **changes: str) -> dict[str, str]:
-        values = {"q": self.q, "kind": self.kind, "status": self.status, "sort": self.sort}
+        """The view as query parameters; a change of filter or sort passes `offset=""`."""
+        values = {"q": self.q, "kind": self.kind, "status": self.status, "sort": self.sort,
+                  "name": self.glob, "offset": str(self.offset) if self.offset else ""}
         if self.reverse:
             values["dir"] = "desc" if self.sort == "name" else "asc"
         values.update(changes)
         return {k: v for k, v in values.items() if v}
+
+
+def _offset(value: str) -> int:
+    try:
+        return min(max(0, int(value)), 10**9)
+    except ValueError:
+        return 0
 
 
 @dataclass(slots=True)
@@ -136,6 +157,11 @@ class Picture:
     groups: dict[str, list[ScopeRow]] = field(default_factory=dict)
     intake: IntakeView | None = None  # refused webhooks (dashboard.intake), set by its caller
     prices_as_of: str = ""  # the date of the price table behind every spend figure
+    matched: int = 0  # scopes the view's filter keeps, on every page
+    offset: int = 0  # where `rows` start in the view's order
+    next_offset: int | None = None  # the next page's start, None on the last
+    prev_offset: int | None = None
+    rows_at: float = 0.0  # the instant the rows' figures are of (a slow build lags `now`)
 
     @property
     def firing(self) -> list[AlertView]:
@@ -149,44 +175,3 @@ class Picture:
     @property
     def pending(self) -> list[AlertView]:
         return [a for a in self.alerts if a.state == "pending"]
-
-
-def build_picture(
-    conn: Connection,
-    *,
-    readings: Readings,
-    failures: RecentFailures | None = None,
-    now: float,
-    view: View | None = None,
-    with_failures: bool = True,
-    watch: Watch | None = None,
-    pricing: Pricing | None = None,
-) -> Picture:
-    view, watch = view or View(), watch or Watch()
-    pricing = pricing or Pricing()
-    by_key = readings.read(conn, now=now)
-    with Session(bind=conn) as session:
-        alerts = alert_views(session, now=now)
-    statuses = scope_statuses(alerts)
-    for key in statuses:
-        if key not in by_key:  # an alert on a scope without outcomes (stuck, no traffic)
-            by_key[key] = ScopeReading(key[0], key[1])
-    for (scope, name), reading in by_key.items():
-        reading.price = pricing.price(scope, name)
-    rows = [
-        ScopeRow(reading, scope_status(reading, statuses.get(key),
-                                       watched=watch.watched(key[0], key[1])))
-        for key, reading in by_key.items()
-    ]
-    for row in rows:
-        if row.status == "unwatched":
-            row.note = watch.why_not(row.reading.scope)
-    total = len(rows)
-    rows = [r for r in rows if view.keep(r)]
-    rows.sort(key=lambda r: r.reading.name.lower())
-    rows.sort(key=SORTS[view.sort], reverse=view.reverse)
-    groups: dict[str, list[ScopeRow]] = {kind: [] for kind in SCOPE_KINDS}
-    for row in rows:
-        groups.setdefault(row.reading.scope, []).append(row)
-    found = (failures or RecentFailures()).read(conn, now=now) if with_failures else []
-    return Picture(now, rows, alerts, found, total, groups, prices_as_of=pricing.as_of)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from sqlmodel import Session
 
@@ -13,7 +13,7 @@ from hookwatch.dashboard.alertview import AlertView, alert_views, scope_statuses
 from hookwatch.dashboard.api import iso
 from hookwatch.dashboard.context import DashboardDep, picture_for
 from hookwatch.dashboard.intake import refused_json
-from hookwatch.dashboard.picture import SCOPE_KINDS, View, scope_status
+from hookwatch.dashboard.picture import SCOPE_KINDS, SORTS, STATUSES, View, scope_status
 from hookwatch.dashboard.readings import WINDOWS, ScopeReading
 from hookwatch.dashboard.render import pct
 from hookwatch.dashboard.svg import badge
@@ -59,19 +59,57 @@ def alert_json(alert: AlertView) -> dict[str, Any]:
     }
 
 
+API_LIMIT = 1000
+"""Scopes in one answer unless `limit` says otherwise; `next_offset` fetches the rest."""
+API_MAX_LIMIT = 5000
+_NAMES = "^(" + "|".join(SCOPE_KINDS) + ")$"
+_STATUSES = "^(" + "|".join((*STATUSES, "problems")) + ")$"
+_SORTS = "^(" + "|".join(SORTS) + ")$"
+
+
 @router.get("/api/status", tags=["status"], include_in_schema=True)
-def api_status(request: Request, board: DashboardDep) -> Response:
+def api_status(
+    request: Request,
+    board: DashboardDep,
+    scope: Annotated[str | None, Query(pattern=_NAMES, description="model, deployment or "
+                                       "version")] = None,
+    kind: Annotated[str | None, Query(pattern=_NAMES, description="the same as scope")] = None,
+    q: Annotated[str, Query(max_length=200, description="a substring of the name, any case")
+                 ] = "",
+    name: Annotated[str, Query(max_length=400, description="a shell pattern on the whole "
+                               "name, case-sensitive: acme/* (a prefix), acme/sdxl (one)")] = "",
+    status: Annotated[str | None, Query(pattern=_STATUSES, description="firing, pending, "
+                                        "silenced, ok, unwatched, no data, or problems")] = None,
+    sort: Annotated[str, Query(pattern=_SORTS)] = "status",
+    dir: Annotated[Literal["asc", "desc"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=API_MAX_LIMIT)] = API_LIMIT,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> Response:
     """Per scope (model, deployment, version): counts and error rates over 5m, 1h and 24h,
     latency percentiles over the last hour, status; the open alerts, worst first; and the
     webhooks this process refused, by reason, over 5 minutes and the hour (`refused`).
-    Filters: `kind` (a scope), `q` (substring of the name), `status`."""
-    view = View.of(dict(request.query_params))
-    picture = picture_for(board, view, with_failures=False)
+
+    Scopes come worst first (firing, pending, silenced, then by 1 h error rate), `limit` at a
+    time (default 1000, at most 5000) from `offset`; `matched` says how many the filters kept,
+    `next_offset` where the next page starts (null on the last). Filters: `scope` (or `kind`),
+    `q` (substring of the name), `name` (a pattern), `status`."""
+    del request
+    params = {"kind": scope or kind or "", "q": q, "name": name, "status": status or "",
+              "sort": sort, "dir": dir or "", "offset": str(offset)}
+    view = View.of(params)
+    picture = picture_for(board, view, with_failures=False, limit=limit)
     body = {
         "now": iso(picture.now),
         "status": "firing" if picture.loud else ("pending" if picture.alerts else "ok"),
         "firing": len(picture.firing),
         "prices_as_of": picture.prices_as_of,
+        "scopes_at": iso(picture.rows_at),  # the figures' instant: a few seconds behind `now`
+        # at tens of thousands of scopes (dashboard/listing.py)
+        "total_scopes": picture.total_scopes,
+        "matched": picture.matched,
+        "offset": picture.offset,
+        "limit": limit,
+        "next_offset": picture.next_offset,
         "scopes": [scope_json(row.reading, row.status) for row in picture.rows],
         "alerts": [alert_json(a) for a in picture.alerts],
         "refused": refused_json(board.refusals, picture.now),

@@ -211,6 +211,7 @@ def build_runtime(settings: Settings, config: Config, clock: Callable[[], float]
     )
     writer.on_commit = runtime.counted
     reconciler.on_counted = runtime.counted  # nudges the evaluator, as a webhook's commit does
+    runtime.counted_listeners.append(dashboard.listing.touch)  # the page's rows rebuild
     runtime.counted_listeners.append(
         lambda outcomes: nudges.evaluate.poke()
         if any(o.status == "failed" for o in outcomes) else None

@@ -17,6 +17,18 @@
     if (e.detail.elt && e.detail.elt.id === "poll" && busy()) e.preventDefault();
   });
 
+  // Changed parts only (dashboard/changes.py): the poll sends back the tags of the parts it
+  // last received, and the server leaves out those that are the same. Any other answer that
+  // swaps parts (a filter, an acknowledgement) carries no tags, so the next poll sends all.
+  var held = "";
+  document.addEventListener("htmx:configRequest", function (e) {
+    if (e.detail.elt && e.detail.elt.id === "poll" && held) e.detail.headers["X-Hookwatch-Parts"] = held;
+  });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var xhr = e.detail.xhr;
+    held = (xhr && e.detail.successful && xhr.getResponseHeader("X-Hookwatch-Parts")) || "";
+  });
+
   // Keep the address bar in step with the filter and sort, so a reload or a shared link keeps them.
   function syncUrl() {
     var form = controls();
@@ -33,7 +45,13 @@
   });
   document.addEventListener("change", function (e) {
     var form = controls();
-    if (form && e.target && e.target.name === "sort" && form.contains(e.target)) form.elements.dir.value = "";
+    if (!form || !e.target || e.target === form || !form.contains(e.target)) return;
+    if (e.target.name === "sort") form.elements.dir.value = "";
+    form.elements.offset.value = "";  // a new filter or order starts at its first page
+  }, true);
+  document.addEventListener("input", function (e) {
+    var form = controls();
+    if (form && e.target && e.target.id === "q") form.elements.offset.value = "";
   }, true);
 
   // Column headers sort in place (their href works without JS).
@@ -45,6 +63,17 @@
     var params = new URL(link.href).searchParams;
     form.elements.sort.value = params.get("sort") || "status";
     form.elements.dir.value = params.get("dir") || "";
+    form.elements.offset.value = "";
+    htmx.trigger(form, "change");
+  });
+
+  // "N more" and "previous" page in place too (their href works without JS).
+  document.addEventListener("click", function (e) {
+    var link = e.target.closest && e.target.closest("a[data-offset]");
+    var form = controls();
+    if (!link || !form || !window.htmx) return;
+    e.preventDefault();
+    form.elements.offset.value = link.getAttribute("data-offset") === "0" ? "" : link.getAttribute("data-offset");
     htmx.trigger(form, "change");
   });
 
