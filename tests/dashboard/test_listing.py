@@ -19,7 +19,7 @@ from tests.dashboard import helpers
 
 MODELS = 150  # a model and a version scope each: 300 scopes, three pages of 100
 ROW = re.compile(r'<tr class="row" data-scope="([a-z]+)" data-name="([^"]*)"><td class="name"'
-                 r'[^>]*>[^<]*</td><td><span class="pill st-([a-z-]+)">')
+                 r'[^>]*>.*?</td><td><span class="pill st-([a-z-]+)"')
 
 
 def _rows(html: str) -> list[tuple[str, str, str]]:
@@ -68,14 +68,14 @@ def test_the_page_is_bounded_attention_first_and_pages_through_everything_once(
         "needs attention · 2")
     assert rows[:2] == [("deployment", "fleet/prod", "firing"),
                         ("model", "fleet/model-007", "pending")]
-    # ...then the worst error rates of the rest, by kind: model-042 (1 of 4 failed) heads the
-    # models; model-007:v1 (6 of 7: no rule watches versions) then model-042:v1 the versions.
+    # ...then the healthy by error rate: model-042 (1 of 4 failed) first. Versions no rule
+    # watches ("unwatched") come after every scope a rule watches, so none is on this page.
     assert rows[2] == ("model", "fleet/model-042", "ok")
-    versions = [row for row in rows if row[0] == "version"]
-    assert versions[:2] == [("version", "fleet/model-007:v1", "ok"),
-                            ("version", "fleet/model-042:v1", "ok")]
-    # The page holds the worst 100 of all kinds: the rest of each kind come later, by name.
-    assert ("model", "fleet/model-149", "ok") not in rows
+    assert {kind for kind, _, _ in rows} == {"deployment", "model"}
+    later = _rows(fleet.get("/?offset=100").text)
+    versions = [row for row in later if row[0] == "version"]
+    assert versions[:2] == [("version", "fleet/model-007:v1", "unwatched"),  # 6 of 7 failed
+                            ("version", "fleet/model-042:v1", "unwatched")]
     assert f"1\u2013{PAGE_ROWS} of {2 * MODELS + 1}" in page
     seen = list(rows)
     link = _next(page)
@@ -98,9 +98,10 @@ def test_search_and_filters_are_done_on_the_server_over_every_scope(fleet: TestC
     assert [name for _, name, _ in found] == [  # models, then versions; by name (all 0%)
         f"fleet/model-14{i}{suffix}" for suffix in ("", ":v1") for i in range(10)]
     assert "1\u201320 of 20 matching (301 in all)" in fleet.get("/?q=model-14").text
-    versions = fleet.get("/?kind=version&status=ok").text
+    versions = fleet.get("/?kind=version&status=unwatched").text  # no rule watches versions
     assert {kind for kind, _, _ in _rows(versions)} == {"version"}
-    assert "1\u2013100 of 150 matching (301 in all)" in versions  # no rule watches versions
+    assert "1\u2013100 of 150 matching (301 in all)" in versions
+    assert "No scope matches" in fleet.get("/?kind=version&status=ok").text
     problems = _rows(fleet.get("/?status=problems").text)
     assert [name for _, name, _ in problems] == ["fleet/prod", "fleet/model-007"]
     # A filter keeps its own pages, and the links keep the filter.
@@ -132,7 +133,7 @@ def test_status_api_filters_limits_and_pages(fleet: TestClient) -> None:
     assert [s["name"] for s in glob["scopes"]] == [f"fleet/model-14{i}" for i in range(10)]
     assert glob["matched"] == 10 and glob["next_offset"] is None
     exact = fleet.get("/api/status", params={"name": "fleet/model-042:v1"}).json()
-    assert [(s["scope"], s["status"]) for s in exact["scopes"]] == [("version", "ok")]
+    assert [(s["scope"], s["status"]) for s in exact["scopes"]] == [("version", "unwatched")]
     firing = fleet.get("/api/status", params={"status": "firing"}).json()
     assert [s["name"] for s in firing["scopes"]] == ["fleet/prod"]
     by_kind = fleet.get("/api/status", params={"kind": "deployment"}).json()
