@@ -104,7 +104,7 @@ def _one_viewer(url: str, runs: int) -> None:
             ("GET / (first page, attention first)", "/", None),
             ("GET /?offset=20000 (a later page)", "/?offset=20000", None),
             ("GET /?q=model-1234 (search)", "/?q=model-1234", None),
-            ("GET /?kind=version&status=ok", "/?kind=version&status=ok", None),
+            ("GET /?kind=version&status=unwatched", "/?kind=version&status=unwatched", None),
             ("GET /parts/live, every part", "/parts/live", None),
             ("GET /parts/live, the page's tags", "/parts/live", held),
             ("GET /api/status (default limit 1000)", "/api/status", None),
