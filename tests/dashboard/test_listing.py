@@ -156,9 +156,11 @@ def test_the_live_refresh_sends_only_the_parts_that_changed(
     with TestClient(dash_app()) as client:
         _fleet(client, clock)
         full = client.get("/parts/live", params={"q": "model-04"})
-        assert _parts(full.text) == ["updated", "headline", "alerts", "scope-table", "failures"]
+        assert _parts(full.text) == ["updated", "headline", "notifiers", "alerts", "scope-table",
+                                     "failures"]
         held = full.headers[changes.HEADER]
-        assert set(changes.parse(held)) == {"headline", "alerts", "scope-table", "failures"}
+        assert set(changes.parse(held)) == {"headline", "notifiers", "alerts", "scope-table",
+                                            "failures"}
 
         quiet = client.get("/parts/live", params={"q": "model-04"},
                            headers={changes.HEADER: held})
@@ -188,7 +190,7 @@ def test_the_live_refresh_sends_only_the_parts_that_changed(
         other = client.get("/parts/live", params={"q": "model-12"},
                            headers={changes.HEADER: held})
         assert _parts(other.text) == ["updated", "scope-table"]
-        assert len(_parts(client.get("/parts/live", headers={changes.HEADER: "x"}).text)) == 5
+        assert len(_parts(client.get("/parts/live", headers={changes.HEADER: "x"}).text)) == 6
 
 
 def test_the_summary_is_built_once_per_change_and_shared(
