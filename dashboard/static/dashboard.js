@@ -26,7 +26,9 @@
   });
   document.addEventListener("htmx:afterRequest", function (e) {
     var xhr = e.detail.xhr;
-    held = (xhr && e.detail.successful && xhr.getResponseHeader("X-Hookwatch-Parts")) || "";
+    // An aborted or refused request swapped nothing: the page still holds what it held.
+    if (!xhr || !e.detail.successful) return;
+    held = xhr.getResponseHeader("X-Hookwatch-Parts") || "";
   });
 
   // Keep the address bar in step with the filter and sort, so a reload or a shared link keeps them.
