@@ -50,6 +50,9 @@ window = "10m"
 threshold = 0.5
 min_predictions = 10
 notify = ["hook"]
+# Every alert alone: each trial's deployment is a new alert, and under the default grouping
+# (one group per rule) all but the first would be folded into the group's next update.
+group_by = ["rule", "scope", "name"]
 """
 
 
