@@ -38,6 +38,7 @@ from hookwatch.notifiers.worker import DeliveryWorker
 from hookwatch.nudge import Nudge
 from hookwatch.runtime import (
     DELIVER_DEBOUNCE,
+    EVALUATE_COST_FACTOR,
     EVALUATE_DEBOUNCE,
     EVALUATE_MIN_INTERVAL,
     Nudges,
@@ -174,7 +175,8 @@ def build_runtime(settings: Settings, config: Config, clock: Callable[[], float]
                               registry=metrics.registry)
     nudges = Nudges(  # `runtime` is bound below, before any nudge can run
         evaluate=Nudge("evaluate", lambda: runtime.evaluate(clock()),
-                       debounce=EVALUATE_DEBOUNCE, min_interval=EVALUATE_MIN_INTERVAL),
+                       debounce=EVALUATE_DEBOUNCE, min_interval=EVALUATE_MIN_INTERVAL,
+                       cost_factor=EVALUATE_COST_FACTOR),
         deliver=Nudge("deliver", lambda: delivery.run(clock()), debounce=DELIVER_DEBOUNCE),
     )
     token = settings.replicate_api_token

@@ -3,9 +3,12 @@
 The shell has two: the evaluator's (a committed failure, here or on another replica, or a new
 silence) and delivery's (outbox rows committed). A burst of pokes within `debounce` seconds
 costs one run; a poke while the job runs schedules the next, so none is missed; consecutive
-runs start at least `min_interval` apart (monotonic time: this only schedules, it decides
-nothing). A nudge does nothing until `start()` and after `stop()`: it is started with the jobs,
-on the leader only (hookwatch.jobs).
+runs start at least `min_interval` apart, and at least `cost_factor` times the last run's
+duration apart, so a job that grows slow (an evaluation over thousands of scopes while failures
+stream in) takes at most 1 / (1 + cost_factor) of the process's time and leaves the rest to
+the webhooks (monotonic time: this only schedules, it decides nothing). A nudge does nothing
+until `start()` and after `stop()`: it is started with the jobs, on the leader only
+(hookwatch.jobs).
 """
 
 from __future__ import annotations
@@ -23,13 +26,15 @@ log = logging.getLogger("hookwatch.jobs")
 class Nudge:
     def __init__(
         self, name: str, job: Callable[[], object], *, debounce: float,
-        min_interval: float = 0.0,
+        min_interval: float = 0.0, cost_factor: float = 0.0,
     ) -> None:
         self.name = name
         self.job = job
         self.debounce = debounce
         self.min_interval = min_interval
+        self.cost_factor = cost_factor
         self._last_start = float("-inf")
+        self._last_cost = 0.0
         self._mutex = threading.Lock()
         self._timer: threading.Timer | None = None
         self._running = False  # between start() and stop()
@@ -52,7 +57,8 @@ class Nudge:
             if self._timer is not None or not self._running:
                 return
             self._idle.clear()
-            wait = max(self.debounce, self._last_start + self.min_interval - time.monotonic())
+            spacing = max(self.min_interval, self.cost_factor * self._last_cost)
+            wait = max(self.debounce, self._last_start + spacing - time.monotonic())
             self._timer = threading.Timer(wait, self._fire)
             self._timer.name = f"hookwatch-{self.name}-nudge"
             self._timer.daemon = True
@@ -65,7 +71,7 @@ class Nudge:
                 if self._active == 0:
                     self._idle.set()
                 return
-            self._last_start = time.monotonic()
+            self._last_start = started = time.monotonic()
             self._active += 1
         try:
             self.job()
@@ -77,6 +83,7 @@ class Nudge:
                 log.error("nudged %s: the database refused (%s)", self.name, reason)
         finally:
             with self._mutex:
+                self._last_cost = time.monotonic() - started
                 self._active -= 1
                 if self._timer is None and self._active == 0:
                     self._idle.set()

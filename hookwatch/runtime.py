@@ -30,6 +30,9 @@ EVALUATE_DEBOUNCE = 0.1  # seconds: a burst of failures costs one evaluation, an
 # Under a steady stream of failures, nudged evaluations start at most this often, so they
 # cost a bounded share of the CPU that ingest needs; the alert still lands within a second.
 EVALUATE_MIN_INTERVAL = 0.5
+# And at least 4 times as far apart as the last one took: an evaluation over 1,000 scopes with
+# every rule kind costs tens of ms of the web process's GIL, so it stays under a fifth of it.
+EVALUATE_COST_FACTOR = 4.0
 DELIVER_DEBOUNCE = 0.05
 
 

@@ -65,6 +65,29 @@ def test_runs_start_min_interval_apart() -> None:
     assert starts[1] - starts[0] >= 0.3
 
 
+def test_a_slow_job_is_spaced_by_its_own_cost() -> None:
+    starts: list[float] = []
+    done = threading.Event()
+
+    def job() -> None:
+        starts.append(time.monotonic())
+        if len(starts) == 2:
+            done.set()
+            return
+        time.sleep(0.2)  # the first run takes 0.2 s
+
+    nudge = Nudge("t", job, debounce=0.01, min_interval=0.05, cost_factor=3.0)
+    nudge.start()
+    try:
+        nudge.poke()
+        assert nudge.wait_idle(5)
+        nudge.poke()
+        assert done.wait(5)
+    finally:
+        nudge.stop()
+    assert starts[1] - starts[0] >= 0.2 * 3  # three times its cost, not min_interval
+
+
 def test_nothing_runs_before_start_or_after_stop_and_a_failure_is_survived() -> None:
     runs: list[str] = []
 
