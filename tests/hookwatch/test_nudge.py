@@ -44,7 +44,9 @@ def test_a_poke_during_a_run_schedules_the_next() -> None:
     assert runs == [0, 1]
 
 
-def test_runs_start_min_interval_apart() -> None:
+def gap_between_two_runs(first_run: float, **spacing: float) -> float:
+    """Seconds between the starts of two runs poked one after the other; the first run takes
+    `first_run` seconds."""
     starts: list[float] = []
     done = threading.Event()
 
@@ -52,8 +54,10 @@ def test_runs_start_min_interval_apart() -> None:
         starts.append(time.monotonic())
         if len(starts) == 2:
             done.set()
+        else:
+            time.sleep(first_run)
 
-    nudge = Nudge("t", job, debounce=0.01, min_interval=0.3)
+    nudge = Nudge("t", job, debounce=0.01, **spacing)
     nudge.start()
     try:
         nudge.poke()
@@ -62,30 +66,16 @@ def test_runs_start_min_interval_apart() -> None:
         assert done.wait(5)
     finally:
         nudge.stop()
-    assert starts[1] - starts[0] >= 0.3
+    return starts[1] - starts[0]
+
+
+def test_runs_start_min_interval_apart() -> None:
+    assert gap_between_two_runs(0.0, min_interval=0.3) >= 0.3
 
 
 def test_a_slow_job_is_spaced_by_its_own_cost() -> None:
-    starts: list[float] = []
-    done = threading.Event()
-
-    def job() -> None:
-        starts.append(time.monotonic())
-        if len(starts) == 2:
-            done.set()
-            return
-        time.sleep(0.2)  # the first run takes 0.2 s
-
-    nudge = Nudge("t", job, debounce=0.01, min_interval=0.05, cost_factor=3.0)
-    nudge.start()
-    try:
-        nudge.poke()
-        assert nudge.wait_idle(5)
-        nudge.poke()
-        assert done.wait(5)
-    finally:
-        nudge.stop()
-    assert starts[1] - starts[0] >= 0.2 * 3  # three times its cost, not min_interval
+    # Three times its 0.2 s, not the 0.05 s min_interval.
+    assert gap_between_two_runs(0.2, min_interval=0.05, cost_factor=3.0) >= 0.2 * 3
 
 
 def test_nothing_runs_before_start_or_after_stop_and_a_failure_is_survived() -> None:
