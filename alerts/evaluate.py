@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 
 from hookwatch.alerts.inhibit import Inhibitors, inhibited_by, inhibitors, models_needed
 from hookwatch.alerts.notify import Outgoing, plan
-from hookwatch.alerts.rules import Rule, StuckRule
+from hookwatch.alerts.rules import NewErrorRule, Rule, StuckRule
 from hookwatch.alerts.silence import SilenceLike, silenced_by
 from hookwatch.alerts.state import FIRING, OPEN, AlertState, step
 from hookwatch.alerts.verdict import Inputs, StuckKey, Verdict, judge
@@ -56,23 +56,83 @@ class Decision:
         return (self.before.state, self.before.episode) != (self.after.state, self.after.episode)
 
 
+RuleKey = tuple[str, str]  # rule name, scope
+
+
+@dataclass(frozen=True)
+class Judged:
+    """Verdicts reached before the evaluator's lock is taken: judging every name of every rule
+    is the costly part of an evaluation (100-340 ms over 40,000 scopes), and on SQLite the lock
+    is the database's write lock, so webhooks waited that long for their commit
+    (bench/bench_dashboard.py --serve). Under the lock, `step_all` judges only what changed
+    since: names that gained a stored state, and new_error's fresh appearances."""
+
+    kept: dict[RuleKey, dict[str, Verdict]]  # breaches, and instances that had a state
+    seen: dict[RuleKey, set[str]]  # every name judged
+
+
+def _names(rule: Rule, names: Iterable[str]) -> set[str]:
+    return set(names) if rule.match == "*" else {n for n in names if fnmatchcase(n, rule.match)}
+
+
+def _prior_names(rule: Rule, prior: Mapping[InstanceKey, AlertState]) -> set[str]:
+    return {name for (r, scope, name) in prior if r == rule.name and scope == rule.scope}
+
+
+def judge_all(rules: Sequence[Rule], inputs: Inputs, prior: Mapping[InstanceKey, AlertState]
+              ) -> Judged:
+    """Every rule's verdict on every name with data or a state in `prior`. new_error rules
+    are left out: their input (the sightings) is read under the lock."""
+    kept: dict[RuleKey, dict[str, Verdict]] = {}
+    seen: dict[RuleKey, set[str]] = {}
+    for rule in rules:
+        if isinstance(rule, NewErrorRule):
+            continue
+        had = _prior_names(rule, prior)
+        names = _names(rule, inputs.names(rule.scope)) | had
+        verdicts: dict[str, Verdict] = {}
+        for name in names:
+            verdict = no_data(rule, judge(rule, (rule.scope, name), inputs))
+            if verdict.breach or name in had:
+                verdicts[name] = verdict
+        kept[(rule.name, rule.scope)] = verdicts
+        seen[(rule.name, rule.scope)] = names
+    return Judged(kept, seen)
+
+
+def _fresh_names(inputs: Inputs, scope: str) -> set[str]:
+    return {name for errors in inputs.new_errors.values() for s, name in errors.fresh
+            if s == scope}
+
+
 def step_all(
     rules: Sequence[Rule],
     inputs: Inputs,
     prior: Mapping[InstanceKey, AlertState],
     now: float,
+    judged: Judged | None = None,
 ) -> list[Step]:
-    """Every instance with data or a stored state; instances that stay inactive are skipped."""
+    """Every instance with data or a stored state; instances that stay inactive are skipped.
+
+    `judged`: verdicts from `judge_all` on these inputs, but for new_error's fresh
+    appearances (the only input read after it), and a `prior` read earlier."""
     steps: list[Step] = []
     for rule in rules:
-        names = inputs.names(rule.scope)
-        if rule.match != "*":
-            names = {n for n in names if fnmatchcase(n, rule.match)}
-        names = names | {name for (r, scope, name) in prior
-                         if r == rule.name and scope == rule.scope}
+        key = (rule.name, rule.scope)
+        had = _prior_names(rule, prior)
+        if judged is None or key not in judged.seen:
+            verdicts: dict[str, Verdict] = {}
+            names = _names(rule, inputs.names(rule.scope)) | had
+        else:
+            verdicts = judged.kept[key]
+            # A name judged quiet and without a state then, without one now, stays skipped.
+            names = set(verdicts) | had | (_names(rule, _fresh_names(inputs, rule.scope))
+                                           - judged.seen[key])
         for name in sorted(names):
-            verdict = no_data(rule, judge(rule, (rule.scope, name), inputs))
             known = prior.get((rule.name, rule.scope, name))
+            verdict = verdicts.get(name)
+            if verdict is None:
+                verdict = no_data(rule, judge(rule, (rule.scope, name), inputs))
             if known is None and not verdict.breach:
                 continue  # a quiet instance with no history needs no state
             before = known or AlertState(rule.name, rule.scope, name, since=now)

@@ -20,6 +20,7 @@ from hookwatch.alerts.evaluate import (
     active_inhibitors,
     decide,
     deployments_to_map,
+    judge_all,
     needs,
     step_all,
 )
@@ -128,15 +129,19 @@ def run_evaluation(
     once: the evaluator row lock serialises the decide-and-write part."""
     started = time.perf_counter()
     inputs = read_inputs(engine, rules, now, cache, lineup_cache, pricing)
+    configured = {(rule.name, rule.scope) for rule in rules}
+    # Judged before the lock, which on SQLite is the write lock every webhook's commit needs
+    # (alerts.evaluate.Judged); under it, only what changed meanwhile is judged again.
+    with Session(engine) as session:
+        judged = judge_all(rules, inputs, _prior(load_alerts(session), configured))
     read_done = time.perf_counter()
     with Session(engine) as session:
         now = take_lock(session, now)
         inputs = dataclasses.replace(inputs, new_errors=track(session, rules, now=now,
                                                               base_url=base_url))
         rows = {(r.rule, r.scope, r.name): r for r in load_alerts(session)}
-        configured = {(rule.name, rule.scope) for rule in rules}
-        prior = {k: to_state(r) for k, r in rows.items() if k[:2] in configured}
-        steps = step_all(rules, inputs, prior, now)
+        prior = _prior(rows.values(), configured)
+        steps = step_all(rules, inputs, prior, now, judged)
         active = active_inhibitors(steps, enabled=inhibit)
         need = deployments_to_map(steps, active)
         models = (model_map or ModelMap()).lookup(session, deployments=need, now=now)
@@ -162,6 +167,12 @@ def run_evaluation(
         session.commit()
     return Result(now, len(decisions), transitions + len(retired), notifications,
                   read_done - started, time.perf_counter() - read_done)
+
+
+def _prior(rows: Iterable[Alert], configured: set[tuple[str, str]]
+           ) -> dict[InstanceKey, AlertState]:
+    return {(r.rule, r.scope, r.name): to_state(r) for r in rows
+            if (r.rule, r.scope) in configured}
 
 
 def _same_but_value(a: AlertState, b: AlertState) -> bool:

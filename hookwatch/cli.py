@@ -12,6 +12,7 @@ import secrets
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hookwatch.config import ConfigError, ConfigFile, load_config
 from hookwatch.logs import install as install_log_filter
@@ -21,6 +22,11 @@ from hookwatch.settings import load_settings
 from hookwatch.startup import load_all, schema_problem, settings_from, startup_banner
 from hookwatch.storage.engine import redacted
 from hookwatch.storage.sqlite_path import folder_problem
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from hookwatch.settings import Settings
 
 DESCRIPTION = """\
 hookwatch verifies Replicate and Cog prediction webhooks, records every prediction's
@@ -34,10 +40,8 @@ TOML config file given by --config or HOOKWATCH_CONFIG.
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from hookwatch.app import create_app
-    from hookwatch.hooks.limits import LimitedHttpToolsProtocol
+    from hookwatch.heap import HeapKeeper
 
     try:
         settings, config = load_all(args)
@@ -61,6 +65,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
                           listen=settings.host)
     print(startup_banner(settings, len(config.rules), sorted(config.notifiers), access),
           flush=True)
+    heap = HeapKeeper()  # the event loop's share of the GIL (hookwatch.heap)
+    heap.start()
+    try:
+        _run_server(app, settings, args)
+    finally:
+        heap.stop()
+    return 0
+
+
+def _run_server(app: FastAPI, settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from hookwatch.hooks.limits import LimitedHttpToolsProtocol
+
     uvicorn.run(
         app,
         host=settings.host,
@@ -75,7 +93,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # httptools ignores the h11 limit above: hooks/limits.py caps head size and time.
         http=LimitedHttpToolsProtocol.configured(request_timeout=settings.body_timeout),
     )
-    return 0
 
 
 def cmd_secret(_args: argparse.Namespace) -> int:

@@ -11,15 +11,19 @@ import pytest
 from hookwatch.alerts.evaluate import (
     Decision,
     InstanceKey,
+    Step,
     active_inhibitors,
     decide,
     deployments_to_map,
+    judge_all,
     step_all,
 )
+from hookwatch.alerts.new_error import NewErrors, Sighting
 from hookwatch.alerts.rules import (
     BurnRateRule,
     BurnWindow,
     ErrorRateRule,
+    NewErrorRule,
     NoTrafficRule,
     Rule,
     StuckRule,
@@ -69,7 +73,9 @@ class Driver:
         self.models: dict[str, set[str]] = {}
 
     def run(self, now: float, inputs: Inputs) -> list[Decision]:
-        steps = step_all(self.rules, inputs, self.states, now)
+        # As the job does: judged first (outside the lock), then stepped.
+        steps = step_all(self.rules, inputs, self.states, now,
+                         judge_all(self.rules, inputs, self.states))
         active = active_inhibitors(steps, enabled=self.inhibit)
         wanted = deployments_to_map(steps, active)
         models = {d: self.models.get(d, set()) for d in wanted}
@@ -312,3 +318,45 @@ def test_match_glob_limits_the_scopes() -> None:
     drive.run(T0, rate_inputs(600, {DEP: counts(10, 20), other: counts(10, 20)}))
     assert drive.state("dep-errors") == FIRING
     assert drive.state("dep-errors", other) == INACTIVE
+
+
+def test_verdicts_judged_before_the_lock_step_as_if_judged_under_it() -> None:
+    """What may change between judge_all and the locked step_all: an instance gains a state
+    (another evaluation, an acknowledgement), one loses it, new_error's sightings arrive."""
+    rules: list[Rule] = [
+        rate_rule(),
+        rate_rule(name="quiet-alerts", no_data="alert", match="acme/*"),
+        NewErrorRule(name="news", kind="new_error", scope="deployment", notify=("team",)),
+    ]
+    values = {("deployment", f"acme/m{i}"): counts(failed=i % 3 * 10, succeeded=20)
+              for i in range(30)}
+    inputs = rate_inputs(600.0, values)
+    earlier = {("dep-errors", "deployment", "acme/m1"): AlertState(
+        "dep-errors", "deployment", "acme/m1", state=FIRING, since=T0 - 600)}
+    judged = judge_all(rules, inputs, earlier)
+    assert ("news", "deployment") not in judged.seen  # judged under the lock, with sightings
+
+    now_prior = {
+        ("dep-errors", "deployment", "acme/m0"): AlertState(  # gained a state meanwhile
+            "dep-errors", "deployment", "acme/m0", state=PENDING, since=T0 - 30),
+        ("dep-errors", "deployment", "gone/x"): AlertState(  # a name with no data at all
+            "dep-errors", "deployment", "gone/x", state=FIRING, since=T0 - 900),
+    }
+    sighting = Sighting(scope="deployment", name="acme/new", fingerprint="CUDA out of memory",
+                        first_seen=T0 - 5, appeared_at=T0 - 5, last_seen=T0 - 5, count=1,
+                        prediction_id="p1", version=None, example="CUDA out of memory")
+    locked = dataclasses.replace(inputs, new_errors={
+        "news": NewErrors(fresh={("deployment", "acme/new"): (sighting,)})})
+
+    def shape(steps: list[Step]) -> list[tuple[str, str, str, str, object]]:
+        return [(s.rule.name, s.after.name, s.before.state, s.after.state, s.verdict.value)
+                for s in steps]
+
+    assert shape(step_all(rules, locked, now_prior, T0, judged)) == \
+        shape(step_all(rules, locked, now_prior, T0))
+    names = {s.after.name for s in step_all(rules, locked, now_prior, T0, judged)
+             if s.rule.name == "dep-errors"}
+    assert {"acme/m0", "gone/x", "acme/m1"} <= names
+    # Seen only in the sightings: judged under the lock by every rule that matches it.
+    assert {(s.rule.name, s.after.state) for s in step_all(rules, locked, now_prior, T0, judged)
+            if s.after.name == "acme/new"} == {("news", FIRING), ("quiet-alerts", FIRING)}
