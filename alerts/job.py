@@ -129,7 +129,7 @@ def run_evaluation(
     once: the evaluator row lock serialises the decide-and-write part."""
     started = time.perf_counter()
     inputs = read_inputs(engine, rules, now, cache, lineup_cache, pricing)
-    configured = {(rule.name, rule.scope) for rule in rules}
+    configured: set[tuple[str, str]] = {(rule.name, rule.scope) for rule in rules}
     # Judged before the lock, which on SQLite is the write lock every webhook's commit needs
     # (alerts.evaluate.Judged); under it, only what changed meanwhile is judged again.
     with Session(engine) as session:
