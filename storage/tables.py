@@ -71,7 +71,9 @@ class OutcomeBucket(SQLModel, table=True):
     """Terminal outcomes per scope and time bucket; what every error rate is read from."""
 
     __tablename__ = "outcome_buckets"
-    __table_args__ = (Index("ix_outcome_buckets_scope", "scope", "name", "resolution", "start"),)
+    # WITHOUT ROWID on SQLite: the key is the table (migration 0005).
+    __table_args__ = (Index("ix_outcome_buckets_scope", "scope", "name", "resolution", "start"),
+                      {"sqlite_with_rowid": False})
 
     resolution: int = Field(primary_key=True)
     start: int = Field(sa_column=Column(BigInteger, primary_key=True))  # unix seconds past 2038
@@ -90,6 +92,7 @@ class LatencyBucket(SQLModel, table=True):
     """Histogram counts (log-spaced bins) of predict and queue time per scope and bucket."""
 
     __tablename__ = "latency_buckets"
+    __table_args__ = {"sqlite_with_rowid": False}  # as outcome_buckets
 
     resolution: int = Field(primary_key=True)
     start: int = Field(sa_column=Column(BigInteger, primary_key=True))  # unix seconds past 2038

@@ -203,3 +203,42 @@ def test_import_tables_reaches_every_table() -> None:
     found = subprocess.run([sys.executable, "-c", _LIST_TABLES, *modules], cwd=ROOT,
                            capture_output=True, text=True, timeout=60, check=True)
     assert found.stdout.strip() == "", f"add to storage.migrate.import_tables(): {found.stdout}"
+
+
+def test_bucket_tables_lose_their_rowid_keeping_their_rows(sqlite_url: str) -> None:
+    """0005 (SQLite): the rows and the index survive the copy, both ways."""
+    engine = make_engine(sqlite_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0004")
+            conn.execute(text(
+                "INSERT INTO outcome_buckets VALUES (60, 1795000000, 'model', 'acme/a', 3, 1, 0, "
+                "0, 0, 4.5, 4)"))
+            conn.execute(text(
+                "INSERT INTO latency_buckets VALUES (60, 1795000000, 'model', 'acme/a', "
+                "'predict', 21, 4)"))
+
+        def shape() -> tuple[list[str], list[tuple[object, ...]], list[tuple[object, ...]]]:
+            with engine.connect() as conn:
+                sql = [conn.execute(text("SELECT sql FROM sqlite_master WHERE name = :n"),
+                                    {"n": n}).scalar_one()
+                       for n in ("outcome_buckets", "latency_buckets",
+                                 "ix_outcome_buckets_scope")]
+                return (sql, list(conn.execute(text("SELECT * FROM outcome_buckets"))),
+                        list(conn.execute(text("SELECT * FROM latency_buckets"))))
+
+        before = shape()
+        upgrade(engine)
+        after = shape()
+        assert all("WITHOUT ROWID" in s for s in after[0][:2])
+        assert after[1:] == before[1:] == (
+            [(60, 1795000000, "model", "acme/a", 3, 1, 0, 0, 0, 4.5, 4)],
+            [(60, 1795000000, "model", "acme/a", "predict", 21, 4)])
+        with engine.connect() as conn:
+            assert schema_differences(conn) == []
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0004")
+        back = shape()
+        assert not any("WITHOUT ROWID" in s for s in back[0]) and back[1:] == before[1:]
+    finally:
+        engine.dispose()
