@@ -30,9 +30,12 @@ EVALUATE_DEBOUNCE = 0.1  # seconds: a burst of failures costs one evaluation, an
 # Under a steady stream of failures, nudged evaluations start at most this often, so they
 # cost a bounded share of the CPU that ingest needs; the alert still lands within a second.
 EVALUATE_MIN_INTERVAL = 0.5
-# And at least 4 times as far apart as the last one took: an evaluation over 1,000 scopes with
-# every rule kind costs tens of ms of the web process's GIL, so it stays under a fifth of it.
-EVALUATE_COST_FACTOR = 4.0
+# And at least 9 times as far apart as the last one took: an evaluation over 1,000 scopes with
+# every rule kind costs tens of ms of the web process's GIL, so it stays under a tenth of it.
+# Under a stream of failures over 1,000 models, 4 left 348-361 us of web CPU per webhook, 9
+# 230-287 (bench_ingest.py --shapes completed-1000, alternating rounds); below ~5 ms an
+# evaluation (100 models) is spaced by EVALUATE_MIN_INTERVAL alone, so pages are as prompt.
+EVALUATE_COST_FACTOR = 9.0
 DELIVER_DEBOUNCE = 0.05
 
 
