@@ -58,3 +58,22 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+def open_page(chromium: Any, *, width: int = 1400, bypass_csp: bool = False) -> Iterator[Any]:
+    """A page in a fresh context that records its dialogs and console errors."""
+    context = chromium.new_context(viewport={"width": width, "height": 1000},
+                                   bypass_csp=bypass_csp)
+    page = context.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    page.console_errors = []
+    page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    yield from open_page(chromium)

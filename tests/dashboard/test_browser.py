@@ -17,33 +17,16 @@ from sqlmodel import Session, select
 from hookwatch.storage.tables import Alert
 from tests.conftest import LiveServer, ManualClock
 from tests.dashboard import helpers
+from tests.dashboard.conftest import open_page
 
 pytestmark = pytest.mark.browser
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
-def _page(chromium: Any, *, bypass_csp: bool) -> Iterator[Any]:
-    context = chromium.new_context(viewport={"width": 1400, "height": 1000},
-                                   bypass_csp=bypass_csp)
-    page = context.new_page()
-    page.dialogs = []
-    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
-    page.console_errors = []
-    page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
-
-
-@pytest.fixture
-def page(chromium: Any) -> Iterator[Any]:
-    yield from _page(chromium, bypass_csp=False)
-
-
 @pytest.fixture
 def page_without_csp(chromium: Any) -> Iterator[Any]:
     """The page's Content-Security-Policy off: a hostile-input test then checks escaping alone."""
-    yield from _page(chromium, bypass_csp=True)
+    yield from open_page(chromium, bypass_csp=True)
 
 
 def _fire(app: FastAPI) -> None:

@@ -15,6 +15,7 @@ from hookwatch.app import create_app
 from hookwatch.config import load_config
 from tests.conftest import LiveServer, ManualClock, free_port, make_settings
 from tests.dashboard import helpers
+from tests.dashboard.conftest import open_page
 from tests.notifiers.helpers import ROUTING_KEY, SLACK_PATH, Receiver, pagerduty_answer
 
 pytestmark = pytest.mark.browser
@@ -22,13 +23,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def page(chromium: Any) -> Iterator[Any]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    page.console_errors = []
-    page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
+    yield from open_page(chromium, width=1280)  # its screenshot's width
 
 
 def _slack_link(payload: dict[str, Any]) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,17 +18,6 @@ from tests.dashboard import helpers
 
 pytestmark = pytest.mark.browser
 MODELS = 130  # 260 scopes: three pages
-
-
-@pytest.fixture
-def page(chromium: Any) -> Iterator[Any]:
-    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.console_errors = []
-    page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
 
 
 def test_pages_search_and_a_refresh_that_sends_only_what_changed(
