@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from hookwatch.app import create_app  # noqa: E402
 from hookwatch.config import load_config  # noqa: E402
-from hookwatch.hooks.signature import sign  # noqa: E402
 from hookwatch.settings import Settings  # noqa: E402
+from hookwatch.simulate import signed_request  # noqa: E402
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 CONFIG = f"""
@@ -71,11 +71,8 @@ def send(client: httpx.Client, deployment: str, status: str) -> None:
         "deployment": deployment,
         "error": "CUDA out of memory. Tried to allocate 2.00 GiB" if status == "failed" else None,
     }).encode()
-    msg_id, ts = "msg_" + uuid.uuid4().hex, int(time.time())
-    response = client.post("/hooks/replicate", content=body, headers={
-        "content-type": "application/json", "webhook-id": msg_id,
-        "webhook-timestamp": str(ts), "webhook-signature": sign(SECRET, msg_id, ts, body),
-    })
+    response = client.post("/hooks/replicate", content=body,
+                           headers=signed_request(SECRET, None, body, int(time.time())))
     response.raise_for_status()
 
 
