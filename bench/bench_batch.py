@@ -2,9 +2,12 @@
 size, on a fresh SQLite file with the writer process's own connection (synchronous=FULL).
 
 No HTTP, no event loop, no pipe: what `storage.transaction.commit_events` costs the writer
-process per event, the figure the writer's share of bench_ingest.py's load comes from.
+process per event, the figure the writer's share of bench_ingest.py's load comes from. With
+--tally, each batch is committed as the writer process does under load: its outcomes journaled
+and folded (storage.deferral), the fold written with the first batch after FLUSH_EVERY at
+5,000 events/s, the WAL checkpointed every CHECKPOINT_EVERY events after the commit.
 
-    .venv/bin/python bench/bench_batch.py [--events 6000] [--sizes 8,32,128]
+    .venv/bin/python bench/bench_batch.py [--events 6000] [--sizes 8,32,128] [--tally]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 from bench.shapes import SHAPES, requests  # noqa: E402
 from hookwatch.hooks.payload import read_prediction  # noqa: E402
 from hookwatch.storage.batch import NewEvent  # noqa: E402
+from hookwatch.storage.deferral import Deferral  # noqa: E402
 from hookwatch.storage.engine import make_engine, writer_process_config  # noqa: E402
 from hookwatch.storage.migrate import upgrade  # noqa: E402
 from hookwatch.storage.transaction import commit_events  # noqa: E402
@@ -40,20 +44,38 @@ def events(shape: str, count: int, now: float) -> list[NewEvent]:
     return out
 
 
-def run(shape: str, size: int, count: int, tmp: Path) -> tuple[float, float]:
-    path = tmp / f"{shape}-{size}.db"
+def run(shape: str, size: int, count: int, tmp: Path, *, tally: bool = False
+        ) -> tuple[float, float]:
+    path = tmp / f"{shape}-{size}-{int(tally)}.db"
     engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
     config = writer_process_config(engine, sqlite_synchronous="FULL")
     engine.dispose()
     assert config is not None
+    if not tally:  # the connection as it was before the tally: SQLite checkpoints in commits
+        config.setup = [s for s in config.setup if "wal_autocheckpoint" not in s]
     connection = _Connection(config)
+    deferral = Deferral(connection.lend, path, dialect="sqlite", retries=3) if tally else None
     now = time.time()
     batch = events(shape, count, now)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     for start in range(0, len(batch), size):
-        commit_events(connection.lend, batch[start:start + size], now=now + start / 5000,
-                      dialect="sqlite", retries=3, retried=[])
+        at = now + start / 5000
+        part = batch[start:start + size]
+        if deferral is None:
+            commit_events(connection.lend, part, now=at, dialect="sqlite", retries=3,
+                          retried=[])
+            continue
+        deferral.plan(False, at)
+        then = deferral.then()
+        result = commit_events(connection.lend, part, now=at, dialect="sqlite", retries=3,
+                               retried=[], journal=deferral.journal_owner(), then=then)
+        deferral.committed(result, at, flushed=then is not None, now=at)
+        if connection.checkpoint_due(len(part)):
+            connection.checkpoint()
+    if deferral is not None:
+        deferral.flush_alone(now)
+        deferral.close()
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     connection.conn.close()
     return wall / len(batch) * 1e6, cpu / len(batch) * 1e6
@@ -64,12 +86,14 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=6000)
     parser.add_argument("--sizes", default="8,32,128")
     parser.add_argument("--shapes", default=",".join(SHAPES))
+    parser.add_argument("--tally", action="store_true",
+                        help="fold bucket increments as the writer process does under load")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="hookwatch-batch-"))
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"{'shape':16}" + "".join(f"{f'batch {s}: wall/CPU us':>24}" for s in sizes))
     for shape in args.shapes.split(","):
-        cells = [run(shape, size, args.events, tmp) for size in sizes]
+        cells = [run(shape, size, args.events, tmp, tally=args.tally) for size in sizes]
         print(f"{shape:16}" + "".join(f"{w:>15.0f} / {c:>5.0f}" for w, c in cells), flush=True)
     return 0
 

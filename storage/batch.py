@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from hookwatch.storage.fingerprint import fingerprint
 from hookwatch.storage.rollups import Counted, bucket_increments
+from hookwatch.storage.tally import COUNTED_COLUMNS, JOURNAL_INSERT, counted_from_row
 
 TERMINAL_RANK = 2
 STATUS_RANK = {"starting": 0, "processing": 1}
@@ -70,6 +71,9 @@ _event_fields = operator.attrgetter(*(f.name for f in dataclasses.fields(NewEven
 class BatchResult:
     duplicates: list[bool]  # per submitted event, in order
     counted: list[Counted]
+    journaled: str | None = None
+    """The batch id under which `counted` waits in count_journal for a tally (storage.tally),
+    when the caller asked for that instead of bucket rows."""
 
 
 class Cursor(Protocol):
@@ -80,7 +84,7 @@ class Cursor(Protocol):
     def fetchall(self) -> Sequence[Any]: ...
 
 
-class _Sql:
+class Sql:
     """Runs driver-level SQL on a DBAPI cursor, in the driver's placeholder style.
 
     Driver-level, not SQLAlchemy Core: this runs for every batch on the hot path, and the
@@ -186,10 +190,14 @@ def _merge(events: list[NewEvent]) -> NewEvent:
 
 
 def commit_batch(
-    cursor: Cursor, events: Sequence[NewEvent], *, now: float, dialect: str
+    cursor: Cursor, events: Sequence[NewEvent], *, now: float, dialect: str,
+    journal: str | None = None,
 ) -> BatchResult:
-    """Run inside an open transaction; the caller commits. Returns per-event duplicate flags."""
-    sql = _Sql(cursor, dialect)
+    """Run inside an open transaction; the caller commits. Returns per-event duplicate flags.
+
+    journal: the writer's owner token (storage.tally): outcomes are journaled for its tally
+    rather than added to the bucket rows here."""
+    sql = Sql(cursor, dialect)
     batch_id = f"{_BATCH_PREFIX}-{os.getpid()}-{next(_batch_numbers)}"
     first_index: dict[str, int] = {}
     for i, ev in enumerate(events):
@@ -244,28 +252,21 @@ def commit_batch(
             f"INSERT INTO predictions ({','.join(_PRED_COLS)}) VALUES "
             f"{sql.values(len(chunk), len(_PRED_COLS))} "
             f"ON CONFLICT (id) DO UPDATE SET {_PRED_UPSERT_SET} "
-            "RETURNING id, status, model, deployment, version, predict_time, created_at, "
-            "started_at, error, counted_by, completed_at",
+            f"RETURNING {COUNTED_COLUMNS}",
             [v for row in chunk for v in row],
             returning=True,
         ))
-    counted = [
-        Counted(
-            prediction_id=r[0], status=r[1], model=r[2], deployment=r[3], version=r[4],
-            predict_time=r[5],
-            queue_time=(r[7] - r[6]) if r[6] is not None and r[7] is not None else None,
-            error=r[8],
-            total_time=(r[10] - r[6]) if r[6] is not None and r[10] is not None else None,
-        )
-        for r in rows
-        if r[9] == batch_id
-    ]
-    if counted:
-        _add_to_buckets(sql, counted, now)
-        if dialect == "postgresql" and any(c.status == "failed" for c in counted):
-            # SQLite has one process, whose writer tells its own nudge after the commit.
-            sql.run(f"SELECT pg_notify({FAILED_CHANNEL}, '')", ())
-    return BatchResult(duplicates, counted)
+    counted = [counted_from_row(r) for r in rows if r[9] == batch_id]
+    journaled = None
+    if counted and journal is not None:
+        sql.run(JOURNAL_INSERT.format(mark=sql.mark), (batch_id, journal))
+        journaled = batch_id
+    elif counted:
+        add_to_buckets(sql, counted, now)
+    if dialect == "postgresql" and any(c.status == "failed" for c in counted):
+        # SQLite has one process, whose writer tells its own nudge after the commit.
+        sql.run(f"SELECT pg_notify({FAILED_CHANNEL}, '')", ())
+    return BatchResult(duplicates, counted, journaled)
 
 
 _OUTCOME_SUMS = ("succeeded", "failed", "canceled", "aborted", "other", "predict_time_sum",
@@ -283,11 +284,15 @@ _LATENCY_UPSERT = (
 )
 
 
-def _add_to_buckets(sql: _Sql, counted: list[Counted], now: float) -> None:
+def add_to_buckets(sql: Sql, counted: list[Counted], now: float) -> None:
     outcomes, latency = bucket_increments(counted, now)
     # A fixed row order keeps concurrent replicas free of deadlocks.
-    outcome_rows = [(*key, *outcomes[key]) for key in sorted(outcomes)]
-    latency_rows = [(*key, latency[key]) for key in sorted(latency)]
+    upsert_buckets(sql, [(*key, *outcomes[key]) for key in sorted(outcomes)],
+                   [(*key, latency[key]) for key in sorted(latency)])
+
+
+def upsert_buckets(sql: Sql, outcome_rows: list[tuple[Any, ...]],
+                   latency_rows: list[tuple[Any, ...]]) -> None:
     sql.upsert(_OUTCOME_UPSERT, outcome_rows, 11)
     sql.upsert(_LATENCY_UPSERT, latency_rows, 7)
 

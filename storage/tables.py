@@ -103,6 +103,15 @@ class LatencyBucket(SQLModel, table=True):
     count: int = 0
 
 
+class CountJournal(SQLModel, table=True):
+    """A batch whose outcomes wait in a writer process's tally (storage.tally)."""
+
+    __tablename__ = "count_journal"
+
+    batch_id: str = Field(primary_key=True, max_length=40)
+    owner: str = Field(max_length=40)  # the writer's token (storage.owners)
+
+
 # --- alerts (alerts/): one row per instance, its history, silences, the evaluator lock
 
 class Alert(SQLModel, table=True):

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from hookwatch.storage.batch import BatchResult, NewEvent, commit_batch
+from hookwatch.storage.batch import BatchResult, Cursor, NewEvent, commit_batch
 
 Connection = Callable[[], AbstractContextManager[Any]]
 """Lends a DBAPI connection (sqlite3 or psycopg) for one attempt."""
@@ -25,14 +25,20 @@ def commit_events(
     dialect: str,
     retries: int,
     retried: list[str],
+    journal: str | None = None,
+    then: Callable[[Cursor], None] | None = None,
 ) -> BatchResult:
-    """Commit the batch; each retry's reason (SQLSTATE or error name) is appended to retried."""
+    """Commit the batch; each retry's reason (SQLSTATE or error name) is appended to retried.
+
+    journal: as storage.batch.commit_batch's. then: more statements for the same transaction
+    (a tally's flush), run after the batch's."""
     attempt = 0
     while True:
         attempt += 1
         try:
             with connection() as raw:
-                return _commit_once(raw, events, now=now, dialect=dialect)
+                return _commit_once(raw, events, now=now, dialect=dialect, journal=journal,
+                                    then=then)
         except Exception as exc:
             if attempt >= retries or not retryable(exc):
                 raise
@@ -41,10 +47,15 @@ def commit_events(
             time.sleep(0.01 * attempt)
 
 
-def _commit_once(raw: Any, events: Sequence[NewEvent], *, now: float, dialect: str) -> BatchResult:
+def _commit_once(
+    raw: Any, events: Sequence[NewEvent], *, now: float, dialect: str, journal: str | None,
+    then: Callable[[Cursor], None] | None,
+) -> BatchResult:
     cursor = raw.cursor()
     try:
-        result = commit_batch(cursor, events, now=now, dialect=dialect)
+        result = commit_batch(cursor, events, now=now, dialect=dialect, journal=journal)
+        if then is not None:
+            then(cursor)
         raw.commit()
     except BaseException:
         raw.rollback()

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -39,6 +40,29 @@ class WriterUnavailable(Exception):
     """The batch could not be committed; nothing was acknowledged."""
 
 
+class Pace:
+    """Whether the writer is under load: the events sent to its process in the last WINDOW
+    seconds. Below FOLD_ABOVE a batch settles the process's tally (storage.deferral), so a
+    trickle of webhooks finds its outcomes in the buckets by the time it is answered."""
+
+    WINDOW = 0.1
+    FOLD_ABOVE = 64
+
+    def __init__(self) -> None:
+        self._sent: deque[tuple[float, int]] = deque()
+        self._total = 0
+
+    def busy(self, now: float, events: int) -> bool:
+        """Whether the events sent before these, within WINDOW, reach FOLD_ABOVE."""
+        sent = self._sent
+        while sent and sent[0][0] < now - self.WINDOW:
+            self._total -= sent.popleft()[1]
+        busy = self._total >= self.FOLD_ABOVE
+        sent.append((now, events))
+        self._total += events
+        return busy
+
+
 class Writer:
     def __init__(
         self,
@@ -57,6 +81,8 @@ class Writer:
         self.on_commit = on_commit
         self._retries = retries
         self._child = WriterChild(process) if process is not None else None
+        if self._child is not None:
+            self._child.on_counted = self._counted
         self._queue: asyncio.Queue[tuple[NewEvent, asyncio.Future[bool]]] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hookwatch-writer")
         self._task: asyncio.Task[None] | None = None
@@ -66,6 +92,7 @@ class Writer:
         self.events = 0
         self.retried: list[str] = []  # why each retried batch failed (SQLSTATE or message)
         self.health = CommitHealth(stall_after)
+        self._pace = Pace()
         self._batches: dict[int, list[tuple[NewEvent, asyncio.Future[bool]]]] = {}
         self._watch: asyncio.Task[None] | None = None
 
@@ -201,12 +228,16 @@ class Writer:
         for (_, future), dup in zip(items, result.duplicates, strict=True):
             if not future.done():
                 future.set_result(dup)
-        if result.counted and self.on_commit is not None:
+        self._counted(result.counted)
+        return None
+
+    def _counted(self, counted: list[Counted]) -> None:
+        """Outcomes now in the buckets: with a commit, or with a tally written on its own."""
+        if counted and self.on_commit is not None:
             try:
-                self.on_commit(result.counted)
+                self.on_commit(counted)
             except Exception:
                 log.exception("on_commit hook failed")
-        return None
 
     async def _watch_stalls(self) -> None:
         """A few times per stall_after: once the oldest commit in flight has taken that long,
@@ -246,7 +277,9 @@ class Writer:
     ) -> BatchResult:
         if self._child is None:
             return await loop.run_in_executor(self._executor, self.commit, events)
-        result, retried = await self._child.commit(events, self._clock(), alone=alone)
+        settle = not self._pace.busy(time.monotonic(), len(events))
+        result, retried = await self._child.commit(events, self._clock(), alone=alone,
+                                                   settle=settle)
         self.retried.extend(retried)
         self._count(events)
         return result

@@ -5,11 +5,15 @@ up around every step: under load each batch waited on the busy loop for most of 
 (bench/README.md has the figures). A child process commits with a core of its own, while the
 parent's writer thread only sends the batch and waits, without the GIL, for the answer.
 
-Frames on the child's stdin and stdout: a 4-byte big-endian length, then a pickle. The pipe
-is private to the two processes. Batches that wait in the pipe while one commits are committed
-together, in one transaction, and answered one by one in order: one fsync and one statement
-per table for all of them, where a commit each cost up to twice the CPU per event
+The two talk in storage.frames' frames. Batches that wait in the pipe while one commits are
+committed together, in one transaction, and answered one by one in order: one fsync and one
+statement per table for all of them, where a commit each cost up to twice the CPU per event
 (bench/bench_batch.py: batches of 8 against 32).
+
+On SQLite the child folds bucket increments in memory while batches keep coming (storage.tally)
+and writes them with the first transaction after FLUSH_EVERY, or at once when it had been idle;
+the answers then carry the outcomes counted into the buckets, and a fold written without a
+batch is sent on its own as a ("counted", outcomes) frame.
 
 The child ignores SIGINT and SIGTERM: a Ctrl-C or a signal to the process group must not kill
 it while the parent still drains its queue. It exits when its stdin closes, so it never
@@ -23,22 +27,23 @@ import contextlib
 import logging
 import os
 import pickle
-import select
 import signal
-import struct
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 from hookwatch.storage.batch import BatchResult, NewEvent
+from hookwatch.storage.deferral import Deferral
+from hookwatch.storage.frames import LENGTH, Frames, frame, send
+from hookwatch.storage.rollups import Counted
 from hookwatch.storage.transaction import commit_events
 
 log = logging.getLogger("hookwatch.writer")
 
-_LENGTH = struct.Struct(">I")
 START_TIMEOUT = 30.0
 MERGE_MAX = 16
 """At most this many batches in one transaction (the parent keeps writer.IN_FLIGHT in the
@@ -49,8 +54,9 @@ that is down must not cost a process spawn per batch."""
 
 
 Answer = tuple[BatchResult, list[str]]
-Batch = tuple[float, list[NewEvent], bool]
-"""A frame to the child: the commit time, the events, and whether to commit them alone."""
+Batch = tuple[float, list[NewEvent], bool, bool]
+"""A frame to the child: the commit time, the events, whether to commit them alone, and whether
+the parent has nothing else for the child (its tally is then written with them)."""
 
 
 class ChildFailed(Exception):
@@ -66,68 +72,8 @@ class ChildConfig:
     kwargs: dict[str, Any]
     setup: list[str] = field(default_factory=list)  # e.g. SQLite PRAGMAs, run per connection
     retries: int = 3
-
-
-def _frame(message: Any) -> bytes:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    return _LENGTH.pack(len(data)) + data
-
-
-def _send(stream: IO[bytes], message: Any) -> None:
-    stream.write(_frame(message))
-    stream.flush()
-
-
-class _Frames:
-    """The child's end of the pipe: whole frames, those already sent read without waiting."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.buffer = bytearray()
-        self.eof = False
-
-    def _read(self) -> None:
-        data = os.read(self.fd, 1 << 20)
-        if data:
-            self.buffer += data
-        else:
-            self.eof = True
-
-    def _take(self, limit: int) -> list[bytes]:
-        frames: list[bytes] = []
-        at = 0
-        while len(frames) < limit and len(self.buffer) - at >= _LENGTH.size:
-            size = _LENGTH.unpack_from(self.buffer, at)[0]
-            if len(self.buffer) - at - _LENGTH.size < size:
-                break
-            frames.append(bytes(self.buffer[at + _LENGTH.size : at + _LENGTH.size + size]))
-            at += _LENGTH.size + size
-        del self.buffer[:at]
-        return frames
-
-    def one(self) -> Any:
-        """The next frame's message; EOFError once the parent closed the pipe."""
-        while True:
-            frames = self._take(1)
-            if frames:
-                return pickle.loads(frames[0])  # noqa: S301 - our own two processes' pipe
-            if self.eof:
-                raise EOFError
-            self._read()
-
-    def waiting(self, limit: int) -> list[Any]:
-        """At least one message (waits for it), plus every whole one already in the pipe, at
-        most `limit`; [] once the parent closed the pipe and nothing is left."""
-        while True:
-            frames = self._take(limit)
-            if frames:
-                while not self.eof and select.select([self.fd], [], [], 0)[0]:
-                    self._read()
-                frames += self._take(limit - len(frames))
-                return [pickle.loads(f) for f in frames]  # noqa: S301 - as above
-            if self.eof:
-                return []
-            self._read()
+    tally: bool = False  # fold bucket increments (storage.tally); SQLite files only
+    checkpoint_every: int = 0  # SQLite: events between WAL checkpoints (0: SQLite's own)
 
 
 class WriterChild:
@@ -147,6 +93,7 @@ class WriterChild:
         self._reader: asyncio.Task[None] | None = None
         self._failed_at: float | None = None  # monotonic time of the last failed start
         self.last_failure: str | None = None
+        self.on_counted: Callable[[list[Counted]], None] | None = None  # a tally written alone
 
     async def start(self) -> None:
         await self._started()
@@ -157,20 +104,21 @@ class WriterChild:
         proc = self._proc
         return proc.pid if proc is not None and proc.returncode is None else None
 
-    async def commit(self, events: Sequence[NewEvent], now: float, *, alone: bool = False
-                     ) -> Answer:
+    async def commit(self, events: Sequence[NewEvent], now: float, *, alone: bool = False,
+                     settle: bool = True) -> Answer:
         """The batch's result and the reasons for any retries; ChildFailed if not committed.
 
         The child may commit it in one transaction with other batches waiting in the pipe;
-        `alone`: never (one suspect event must not take good ones down with it).
+        `alone`: never (one suspect event must not take good ones down with it). `settle`:
+        nothing else is on its way, so a tally waits no longer (storage.deferral).
         """
         proc = await self._started()
         assert proc.stdin is not None
-        frame = _frame((now, list(events), alone))  # before the future is queued: it may raise
+        data = frame((now, list(events), alone, settle))  # before the future is queued: may raise
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         # Appended and written with no await between: the pipe's order is the futures' order.
         self._pending.append(future)
-        proc.stdin.write(frame)
+        proc.stdin.write(data)
         # If the child is gone, its reader fails every pending future, this one too.
         with contextlib.suppress(ConnectionError):
             await proc.stdin.drain()  # waits while the pipe is full
@@ -203,7 +151,7 @@ class WriterChild:
             assert proc.stdin is not None
             try:
                 # The config carries the password: over the pipe, never on the command line.
-                proc.stdin.write(_frame(self._config))
+                proc.stdin.write(frame(self._config))
                 await proc.stdin.drain()
                 answer = await asyncio.wait_for(_read_frame(proc), START_TIMEOUT)
             except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
@@ -227,6 +175,10 @@ class WriterChild:
         try:
             while True:
                 answer = await _read_frame(proc)
+                if answer[0] == "counted":
+                    if self.on_counted is not None:
+                        self.on_counted(answer[1])
+                    continue
                 future = pending.popleft()
                 if future.done():
                     continue
@@ -250,8 +202,8 @@ class WriterChild:
 
 async def _read_frame(proc: asyncio.subprocess.Process) -> Any:
     assert proc.stdout is not None
-    head = await proc.stdout.readexactly(_LENGTH.size)
-    data = await proc.stdout.readexactly(_LENGTH.unpack(head)[0])
+    head = await proc.stdout.readexactly(LENGTH.size)
+    data = await proc.stdout.readexactly(LENGTH.unpack(head)[0])
     return pickle.loads(data)  # noqa: S301 - a private pipe between our own two processes
 
 
@@ -278,6 +230,28 @@ class _Connection:
     def __init__(self, config: ChildConfig) -> None:
         self.config = config
         self.conn: Any = _connect(config)
+        self._since_checkpoint = 0
+
+    def checkpoint_due(self, events: int) -> bool:
+        """SQLite: whether to copy the WAL back now, `events` more having been committed.
+
+        The child's connection never checkpoints in its commits (`wal_autocheckpoint=0`, see
+        storage.engine): SQLite would do it inside the commit that crossed its threshold,
+        before that batch is answered. Here it runs once the answers are sent, while the parent
+        reads them. https://www.sqlite.org/wal.html#automatic_checkpoint
+        """
+        if self.config.checkpoint_every <= 0:
+            return False
+        self._since_checkpoint += events
+        return self._since_checkpoint >= self.config.checkpoint_every
+
+    def checkpoint(self) -> None:
+        self._since_checkpoint = 0
+        try:
+            with self.lend() as conn:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except Exception as exc:  # a reader in the way: the next one catches up
+            log.warning("WAL checkpoint failed: %s", type(exc).__name__)
 
     @contextlib.contextmanager
     def lend(self) -> Iterator[Any]:
@@ -309,7 +283,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
-    stdin = _Frames(sys.stdin.fileno())
+    stdin = Frames(sys.stdin.fileno())
     # The frames get stdout to themselves: anything else printed goes to stderr instead.
     stdout = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
@@ -319,55 +293,89 @@ def main() -> int:
         return 0
     try:
         connection = _Connection(config)
+        deferral = None
+        if config.tally:
+            deferral = Deferral(connection.lend, Path(config.args[0]),
+                                dialect=config.dialect, retries=config.retries)
+            deferral.recover()
     except Exception as exc:
-        _send(stdout, ("error", f"cannot connect: {type(exc).__name__}"))
+        send(stdout, ("error", f"cannot connect: {type(exc).__name__}"))
         return 1
-    _send(stdout, ("ready",))
+    send(stdout, ("ready",))
+    try:
+        _serve(stdin, stdout, connection, deferral)
+    finally:
+        if deferral is not None:
+            deferral.close()
+    return 0
+
+
+def _serve(stdin: Frames, stdout: IO[bytes], connection: _Connection,
+           deferral: Deferral | None) -> None:
     while True:
-        waiting: list[Batch] = stdin.waiting(MERGE_MAX)
+        due = deferral.due_in(time.monotonic()) if deferral is not None else None
+        waiting: list[Batch] | None = stdin.waiting(MERGE_MAX, due)
+        if deferral is not None and (waiting is None or not waiting):
+            # The tally's time came with no batch to carry it, or the parent is leaving.
+            counted = deferral.flush_alone(time.monotonic())
+            if counted:
+                send(stdout, ("counted", counted))
+        if waiting is None:
+            continue
         if not waiting:
-            return 0
+            return
+        if deferral is not None:
+            deferral.plan(any(batch[3] for batch in waiting), time.monotonic())
         answers: list[Any] = []
         group: list[Batch] = []
         for batch in waiting:
             if batch[2]:  # to be committed alone (the parent is isolating a bad event)
-                answers += _commit_merged(connection, group) + _commit_merged(connection, [batch])
+                answers += (_commit_merged(connection, group, deferral)
+                            + _commit_merged(connection, [batch], deferral))
                 group = []
             else:
                 group.append(batch)
-        answers += _commit_merged(connection, group)
-        stdout.write(b"".join(_frame(answer) for answer in answers))
+        answers += _commit_merged(connection, group, deferral)
+        stdout.write(b"".join(frame(answer) for answer in answers))
         stdout.flush()
+        if connection.checkpoint_due(sum(len(batch[1]) for batch in waiting)):
+            connection.checkpoint()
 
 
-def _commit_merged(connection: _Connection, batches: list[Batch]) -> list[Any]:
+def _commit_merged(connection: _Connection, batches: list[Batch], deferral: Deferral | None
+                   ) -> list[Any]:
     """One transaction for batches that waited together; one answer per batch, in order.
 
-    The merged batch is committed at the latest batch's time. Its outcomes are reported with
-    the first answer (the parent hands them on once per commit). If the merged transaction
-    fails, each batch gets the error and the parent retries its events one by one, as it
-    does for a single batch.
+    The merged batch is committed at the latest batch's time. The outcomes it put in the
+    buckets (with a tally: those the tally wrote with it) are reported with the first answer
+    (the parent hands them on once per commit). If the merged transaction fails, each batch
+    gets the error and the parent retries its events one by one, as it does for a single
+    batch.
     """
     if not batches:
         return []
-    events = [event for _, batch, _ in batches for event in batch]
+    events = [event for _, batch, *_ in batches for event in batch]
     retried: list[str] = []
+    now = max(b[0] for b in batches)
+    then = deferral.then() if deferral is not None else None
     try:
-        result = commit_events(connection.lend, events, now=max(b[0] for b in batches),
+        result = commit_events(connection.lend, events, now=now,
                                dialect=connection.config.dialect,
-                               retries=connection.config.retries, retried=retried)
+                               retries=connection.config.retries, retried=retried,
+                               journal=deferral.journal_owner() if deferral else None,
+                               then=then)
     except Exception as exc:
         # The name only: a driver's message can quote the values it refused.
         return [("error", type(exc).__name__)] * len(batches)
+    counted = result.counted if deferral is None else deferral.committed(
+        result, now, flushed=then is not None, now=time.monotonic())
     answers: list[Any] = []
     at = 0
-    for i, (_, batch, _) in enumerate(batches):
-        part = BatchResult(result.duplicates[at : at + len(batch)],
-                           result.counted if i == 0 else [])
+    for i, (_, batch, *_) in enumerate(batches):
+        part = BatchResult(result.duplicates[at : at + len(batch)], counted if i == 0 else [])
         answers.append(("ok", part, retried if i == 0 else []))
         at += len(batch)
     return answers
-
 
 if __name__ == "__main__":
     sys.exit(main())
