@@ -144,9 +144,23 @@ def uvicorn(port: int, app: str, tmp: Path) -> subprocess.Popen[bytes]:
     return proc
 
 
+CORES = os.cpu_count() or 1
+
+
+def machine_ticks() -> tuple[int, int]:
+    """The whole machine's busy and total CPU ticks so far (/proc/stat's first line; steal
+    counts as busy: a core the hypervisor took was not ours to use)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def measure(args: argparse.Namespace, pid: int, port: int, requests: Path) -> dict[str, float]:
     cpu0, own0 = cpu_seconds(pid), cpu_seconds(pid, kids=False)
+    busy0, total0 = machine_ticks()
     result = run_wrk(args, port, requests, args.duration)
+    busy1, total1 = machine_ticks()
+    result["machine"] = (busy1 - busy0) / max(1, total1 - total0) * 100
     answered = max(1.0, result["ok"] + result["bad"])
     result["cpu_us"] = (cpu_seconds(pid) - cpu0) / answered * 1e6
     result["web_us"] = (cpu_seconds(pid, kids=False) - own0) / answered * 1e6
@@ -272,7 +286,7 @@ def report(args: argparse.Namespace, shapes: list[Shape],
     print(f"\nwrk -t{args.threads} -c{args.connections}, {args.duration} s runs, {args.rounds} "
           "round(s); medians over rounds; hookwatch on SQLite, synchronous=FULL")
     print(f"{'shape':16}{'server':14}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'CPU us':>8}"
-          f"{'web us':>8}{'batch':>7}{'ratio':>7}  per round")
+          f"{'web us':>8}{'cores':>6}{'batch':>7}{'ratio':>7}  per round")
     for shape in shapes:
         row = results[shape.name]
         ratios = [h["rps"] / b["rps"] for h, b in zip(row["hookwatch"], row["bare FastAPI"],
@@ -286,6 +300,7 @@ def report(args: argparse.Namespace, shapes: list[Shape],
                   f"{med(r['p99_us'] for r in runs) / 1000:>8.2f}"
                   f"{med(r['cpu_us'] for r in runs):>8.0f}"
                   f"{med(r['web_us'] for r in runs):>8.0f}"
+                  f"{med(r['machine'] for r in runs) * CORES / 100:>6.1f}"
                   + (f"{med(r['batch'] for r in runs):>7.1f}{med(ratios):>6.2f}x  "
                      + ", ".join(f"{x:.2f}" for x in ratios) if hook else ""))
     peak = max((r for s in shapes for r in results[s.name]["hookwatch"]),
@@ -295,6 +310,8 @@ def report(args: argparse.Namespace, shapes: list[Shape],
           f"{peak['child_hwm']:.0f}); together at most {peak['hwm'] + peak['child_hwm']:.0f} MiB")
     print("ratio: hookwatch's committed webhooks/s over the bare FastAPI endpoint's req/s, per "
           "round, median first (target >= 0.90x, p99 < 25 ms)")
+    print(f"cores: the whole machine's busy cores during the run, wrk and everyone else included "
+          f"(of {CORES})")
 
 
 if __name__ == "__main__":

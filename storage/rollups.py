@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import operator
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -86,16 +85,30 @@ _counted_fields = operator.attrgetter(*(f.name for f in dataclasses.fields(Count
 BucketKey = tuple[int, int, str, str]  # resolution, start, scope, name
 
 
+MinuteKey = tuple[int, str, str]  # minute start, scope, name
+HistKey = tuple[int, str, str, str, int]  # minute start, scope, name, metric, bin
+LatencyKey = tuple[int, int, str, str, str, int]  # resolution, start, scope, name, metric, bin
+
+
 def bucket_increments(
     counted: Iterable[Counted], at: float
-) -> tuple[dict[BucketKey, list[float]], dict[tuple[int, int, str, str, str, int], int]]:
+) -> tuple[dict[BucketKey, list[float]], dict[LatencyKey, int]]:
     """Aggregate outcome and latency increments for one batch, keyed for upserts.
 
-    Outcome rows are [succeeded, failed, canceled, aborted, other, pt_sum, pt_count]. A batch
-    shares one time, so each scope is aggregated once and then copied to every resolution.
+    Outcome rows are [succeeded, failed, canceled, aborted, other, pt_sum, pt_count].
     """
-    per_scope: dict[tuple[str, str], list[float]] = {}
-    hist: dict[tuple[str, str, str, int], int] = defaultdict(int)
+    minutes: dict[MinuteKey, list[float]] = {}
+    hist: dict[HistKey, int] = {}
+    count_minutes(counted, at, minutes, hist)
+    return spread(minutes, hist)
+
+
+def count_minutes(counted: Iterable[Counted], at: float, minutes: dict[MinuteKey, list[float]],
+                  hist: dict[HistKey, int]) -> None:
+    """Add outcomes counted at `at` to per-minute rows. Hours and days are sums of minutes,
+    so a fold over many batches (storage.tally) keeps minutes only, and spreads them once."""
+    when = int(at)
+    minute = when - when % 60
     for item in counted:
         column = OUTCOMES.index(item.status) if item.status in OUTCOMES else 4
         bins = [
@@ -104,25 +117,37 @@ def bucket_increments(
                                   ("total", item.total_time))
             if value is not None and value >= 0
         ]
-        for scope_name in scope_names(item.model, item.deployment, item.version):
-            row = per_scope.get(scope_name)
+        for scope, name in scope_names(item.model, item.deployment, item.version):
+            key = (minute, scope, name)
+            row = minutes.get(key)
             if row is None:
-                row = per_scope[scope_name] = [0, 0, 0, 0, 0, 0.0, 0]
+                row = minutes[key] = [0, 0, 0, 0, 0, 0.0, 0]
             row[column] += 1
             if item.predict_time is not None:
                 row[5] += item.predict_time
                 row[6] += 1
             for metric, bin_index in bins:
-                hist[(*scope_name, metric, bin_index)] += 1
-    when = int(at)
+                hkey = (minute, scope, name, metric, bin_index)
+                hist[hkey] = hist.get(hkey, 0) + 1
+
+
+def spread(minutes: dict[MinuteKey, list[float]], hist: dict[HistKey, int]
+           ) -> tuple[dict[BucketKey, list[float]], dict[LatencyKey, int]]:
+    """Minute rows as the rows of every resolution (daily rows: outcomes only, for the
+    history bar)."""
     outcomes: dict[BucketKey, list[float]] = {}
-    latency: dict[tuple[int, int, str, str, str, int], int] = {}
-    for resolution in RESOLUTIONS:
-        start = when - when % resolution
-        for (scope, name), row in per_scope.items():
-            outcomes[(resolution, start, scope, name)] = row
-        if resolution == 86400:
-            continue  # daily rows feed the history bar only
-        for (scope, name, metric, bin_index), count in hist.items():
-            latency[(resolution, start, scope, name, metric, bin_index)] = count
+    latency: dict[LatencyKey, int] = {}
+    for (minute, scope, name), row in minutes.items():
+        for resolution in RESOLUTIONS:
+            key = (resolution, minute - minute % resolution, scope, name)
+            mine = outcomes.get(key)
+            if mine is None:
+                outcomes[key] = list(row)
+            else:
+                for i, value in enumerate(row):
+                    mine[i] += value
+    for (minute, scope, name, metric, bin_index), count in hist.items():
+        for resolution in RESOLUTIONS[:2]:
+            lkey = (resolution, minute - minute % resolution, scope, name, metric, bin_index)
+            latency[lkey] = latency.get(lkey, 0) + count
     return outcomes, latency

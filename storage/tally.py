@@ -17,17 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hookwatch.storage.rollups import BucketKey, Counted, bucket_increments
-
-LatencyKey = tuple[int, int, str, str, str, int]
+from hookwatch.storage.rollups import Counted, HistKey, MinuteKey, count_minutes, spread
 
 FLUSH_EVERY = 0.5
 """Seconds a fold may wait before it is written, while batches keep coming (an idle writer
 writes at once): bucket readers, the evaluator first, lag the webhooks by at most this."""
 IDLE_FLUSH = 0.01
 """Seconds without a batch after which the writer writes its fold on its own."""
-FLUSH_ROWS = 60_000
-"""A fold this large is written at once (about 10 MB of Python objects)."""
+FLUSH_ROWS = 20_000
+"""A fold of this many minute rows is written at once (some 60,000 bucket rows, 10 MB of
+Python objects)."""
 
 JOURNAL_INSERT = "INSERT INTO count_journal (batch_id, owner) VALUES ({mark}, {mark})"
 
@@ -49,11 +48,12 @@ def counted_from_row(r: Any) -> Counted:
 
 @dataclass
 class Tally:
-    """Committed outcomes whose bucket increments are not written yet. `since` is the
-    monotonic time of the oldest one (None when empty)."""
+    """Committed outcomes whose bucket increments are not written yet, folded per minute (the
+    hour and day rows are spread from them when written). `since` is the monotonic time of
+    the oldest (None when empty)."""
 
-    outcomes: dict[BucketKey, list[float]] = field(default_factory=dict)
-    latency: dict[LatencyKey, int] = field(default_factory=dict)
+    minutes: dict[MinuteKey, list[float]] = field(default_factory=dict)
+    hist: dict[HistKey, int] = field(default_factory=dict)
     batches: list[str] = field(default_factory=list)  # their count_journal rows
     counted: list[Counted] = field(default_factory=list)
     since: float | None = None
@@ -63,16 +63,7 @@ class Tally:
 
     def add(self, batch_id: str, counted: list[Counted], at: float, *, now: float) -> None:
         """A committed batch's outcomes, counted at `at` (its commit time)."""
-        outcomes, latency = bucket_increments(counted, at)
-        for key, row in outcomes.items():
-            mine = self.outcomes.get(key)
-            if mine is None:
-                self.outcomes[key] = list(row)  # bucket_increments shares rows between keys
-            else:
-                for i, value in enumerate(row):
-                    mine[i] += value
-        for lkey, count in latency.items():
-            self.latency[lkey] = self.latency.get(lkey, 0) + count
+        count_minutes(counted, at, self.minutes, self.hist)
         self.batches.append(batch_id)
         self.counted.extend(counted)
         if self.since is None:
@@ -82,11 +73,12 @@ class Tally:
         """Seconds until this fold must be written; None when there is nothing to write."""
         if self.since is None:
             return None
-        if len(self.outcomes) + len(self.latency) >= FLUSH_ROWS:
+        if len(self.minutes) + len(self.hist) >= FLUSH_ROWS:
             return 0.0
         return max(0.0, self.since + FLUSH_EVERY - now)
 
     def rows(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         """Outcome and latency rows for the bucket upserts, in the fixed key order."""
-        return ([(*k, *self.outcomes[k]) for k in sorted(self.outcomes)],
-                [(*k, self.latency[k]) for k in sorted(self.latency)])
+        outcomes, latency = spread(self.minutes, self.hist)
+        return ([(*k, *outcomes[k]) for k in sorted(outcomes)],
+                [(*k, latency[k]) for k in sorted(latency)])

@@ -22,7 +22,7 @@ from hookwatch.storage.batch import BatchResult, NewEvent
 from hookwatch.storage.health import STALL_AFTER, CommitHealth, unavailable_reason
 from hookwatch.storage.rollups import Counted
 from hookwatch.storage.transaction import commit_events
-from hookwatch.storage.writer_child import ChildConfig, ChildFailed, WriterChild
+from hookwatch.storage.writer_child import MERGE_EVENTS, ChildConfig, ChildFailed, WriterChild
 
 log = logging.getLogger("hookwatch.writer")
 
@@ -76,7 +76,8 @@ class Writer:
         stall_after: float = STALL_AFTER,
     ) -> None:
         self._engine = engine
-        self._batch_max = batch_max
+        # A batch for the process fits one of its transactions (writer_child.MERGE_EVENTS).
+        self._batch_max = min(batch_max, MERGE_EVENTS) if process is not None else batch_max
         self._clock = clock
         self.on_commit = on_commit
         self._retries = retries

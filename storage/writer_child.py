@@ -45,9 +45,13 @@ from hookwatch.storage.transaction import commit_events
 log = logging.getLogger("hookwatch.writer")
 
 START_TIMEOUT = 30.0
-MERGE_MAX = 16
-"""At most this many batches in one transaction (the parent keeps writer.IN_FLIGHT in the
-pipe, so this bounds a merged transaction only if that grows)."""
+MERGE_MAX = 64
+"""At most this many batches read from the pipe at once (MERGE_EVENTS bounds a transaction)."""
+MERGE_EVENTS = 16
+"""Events in one transaction, at most (a larger batch is committed whole). Under load the
+parent then gets its answers in groups, and handles one group's next requests while the next
+group commits; one transaction for everything waiting answered all senders at once, so the two
+processes took turns (bench/README.md)."""
 RESTART_AFTER = 1.0
 """After a failed start, batches are refused (503) this long before the next try: a database
 that is down must not cost a process spawn per batch."""
@@ -104,6 +108,16 @@ class WriterChild:
         proc = self._proc
         return proc.pid if proc is not None and proc.returncode is None else None
 
+    def _write(self, proc: asyncio.subprocess.Process, events: Sequence[NewEvent], now: float,
+               *, alone: bool, settle: bool) -> asyncio.Future[Answer]:
+        assert proc.stdin is not None
+        data = frame((now, list(events), alone, settle))  # before the future is queued: may raise
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        # Appended and written with no await between: the pipe's order is the futures' order.
+        self._pending.append(future)
+        proc.stdin.write(data)
+        return future
+
     async def commit(self, events: Sequence[NewEvent], now: float, *, alone: bool = False,
                      settle: bool = True) -> Answer:
         """The batch's result and the reasons for any retries; ChildFailed if not committed.
@@ -114,11 +128,7 @@ class WriterChild:
         """
         proc = await self._started()
         assert proc.stdin is not None
-        data = frame((now, list(events), alone, settle))  # before the future is queued: may raise
-        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        # Appended and written with no await between: the pipe's order is the futures' order.
-        self._pending.append(future)
-        proc.stdin.write(data)
+        future = self._write(proc, events, now, alone=alone, settle=settle)
         # If the child is gone, its reader fails every pending future, this one too.
         with contextlib.suppress(ConnectionError):
             await proc.stdin.drain()  # waits while the pipe is full
@@ -312,18 +322,28 @@ def main() -> int:
 
 def _serve(stdin: Frames, stdout: IO[bytes], connection: _Connection,
            deferral: Deferral | None) -> None:
+    backlog: deque[Batch] = deque()  # batches read, not yet committed (MERGE_EVENTS)
     while True:
-        due = deferral.due_in(time.monotonic()) if deferral is not None else None
-        waiting: list[Batch] | None = stdin.waiting(MERGE_MAX, due)
-        if deferral is not None and (waiting is None or not waiting):
-            # The tally's time came with no batch to carry it, or the parent is leaving.
-            counted = deferral.flush_alone(time.monotonic())
-            if counted:
-                send(stdout, ("counted", counted))
-        if waiting is None:
-            continue
-        if not waiting:
-            return
+        if backlog:
+            backlog.extend(stdin.ready(MERGE_MAX))
+        else:
+            due = deferral.due_in(time.monotonic()) if deferral is not None else None
+            got: list[Batch] | None = stdin.waiting(MERGE_MAX, due)
+            if deferral is not None and not got:
+                # The tally's time came with no batch to carry it, or the parent is leaving.
+                counted = deferral.flush_alone(time.monotonic())
+                if counted:
+                    send(stdout, ("counted", counted))
+            if got is None:
+                continue
+            if not got:
+                return
+            backlog.extend(got)
+        waiting = [backlog.popleft()]
+        events = len(waiting[0][1])
+        while backlog and events + len(backlog[0][1]) <= MERGE_EVENTS:
+            events += len(backlog[0][1])
+            waiting.append(backlog.popleft())
         if deferral is not None:
             deferral.plan(any(batch[3] for batch in waiting), time.monotonic())
         answers: list[Any] = []
@@ -338,7 +358,7 @@ def _serve(stdin: Frames, stdout: IO[bytes], connection: _Connection,
         answers += _commit_merged(connection, group, deferral)
         stdout.write(b"".join(frame(answer) for answer in answers))
         stdout.flush()
-        if connection.checkpoint_due(sum(len(batch[1]) for batch in waiting)):
+        if connection.checkpoint_due(events):
             connection.checkpoint()
 
 
@@ -349,8 +369,8 @@ def _commit_merged(connection: _Connection, batches: list[Batch], deferral: Defe
     The merged batch is committed at the latest batch's time. The outcomes it put in the
     buckets (with a tally: those the tally wrote with it) are reported with the first answer
     (the parent hands them on once per commit). If the merged transaction fails, each batch
-    gets the error and the parent retries its events one by one, as it does for a single
-    batch.
+    is committed on its own; one that fails gets the error, and the parent retries its events
+    one by one.
     """
     if not batches:
         return []
@@ -365,6 +385,10 @@ def _commit_merged(connection: _Connection, batches: list[Batch], deferral: Defe
                                journal=deferral.journal_owner() if deferral else None,
                                then=then)
     except Exception as exc:
+        if len(batches) > 1 and type(exc).__name__ != "OperationalError":
+            # Something in one batch was refused: the others must not share its fate (a
+            # refusal of the whole database, OperationalError, would only repeat per batch).
+            return [a for batch in batches for a in _commit_merged(connection, [batch], deferral)]
         # The name only: a driver's message can quote the values it refused.
         return [("error", type(exc).__name__)] * len(batches)
     counted = result.counted if deferral is None else deferral.committed(

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, text
 from hookwatch.storage.batch import NewEvent
 from hookwatch.storage.engine import writer_process_config
 from hookwatch.storage.writer import Writer, WriterUnavailable
-from hookwatch.storage.writer_child import ChildConfig, ChildFailed, WriterChild
+from hookwatch.storage.writer_child import MERGE_EVENTS, ChildConfig, ChildFailed, WriterChild
 from tests.conftest import ManualClock
 from tests.storage.conftest import event, scalar
 
@@ -144,6 +144,33 @@ def test_batches_waiting_in_the_pipe_commit_in_one_transaction(
     assert scalar(sqlite_engine, "SELECT count(*) FROM events") == 6
     assert scalar(sqlite_engine, "SELECT sum(succeeded) FROM outcome_buckets "
                                  "WHERE resolution = 60 AND scope = 'model'") == 6
+
+
+def test_a_transaction_holds_at_most_merge_events(
+    sqlite_engine: Engine, clock: ManualClock
+) -> None:
+    """Batches queued in the pipe are merged only up to MERGE_EVENTS a transaction, so under
+    load the answers come back in groups (writer_child.MERGE_EVENTS)."""
+    config = writer_process_config(sqlite_engine)
+    assert config is not None
+    batches = [events(MERGE_EVENTS // 2 + 1, clock.now, p) for p in ("a", "b", "c")]
+
+    async def main() -> None:
+        child = WriterChild(config)
+        await child.start()
+        release = _held(sqlite_engine)
+        try:
+            waiting = [asyncio.ensure_future(child.commit(b, clock.now)) for b in batches]
+            await asyncio.sleep(0.3)
+            release()
+            await asyncio.gather(*waiting)
+        finally:
+            await child.stop()
+
+    asyncio.run(main())
+    marks = dict(scalar_rows(sqlite_engine, "SELECT id, counted_by FROM predictions"))
+    assert len(set(marks.values())) == 3  # two of them would exceed MERGE_EVENTS together
+    assert scalar(sqlite_engine, "SELECT count(*) FROM events") == 3 * (MERGE_EVENTS // 2 + 1)
 
 
 def test_a_batch_sent_alone_is_never_merged(sqlite_engine: Engine, clock: ManualClock) -> None:
