@@ -11,6 +11,8 @@ from typing import Any
 
 RESOLUTIONS = (60, 3600, 86400)
 """Bucket widths kept for every scope: minutes for short windows, hours and days for long ones."""
+LATENCY_RESOLUTIONS = RESOLUTIONS[:2]
+"""Latency histograms have no daily rows: daily rows feed the history bar only."""
 SCOPES = ("model", "deployment", "version")
 OUTCOMES = ("succeeded", "failed", "canceled", "aborted")
 HIST_BINS = 64
@@ -133,8 +135,7 @@ def count_minutes(counted: Iterable[Counted], at: float, minutes: dict[MinuteKey
 
 def spread(minutes: dict[MinuteKey, list[float]], hist: dict[HistKey, int]
            ) -> tuple[dict[BucketKey, list[float]], dict[LatencyKey, int]]:
-    """Minute rows as the rows of every resolution (daily rows: outcomes only, for the
-    history bar)."""
+    """Minute rows as the rows of every resolution (latency: LATENCY_RESOLUTIONS)."""
     outcomes: dict[BucketKey, list[float]] = {}
     latency: dict[LatencyKey, int] = {}
     for (minute, scope, name), row in minutes.items():
@@ -147,7 +148,7 @@ def spread(minutes: dict[MinuteKey, list[float]], hist: dict[HistKey, int]
                 for i, value in enumerate(row):
                     mine[i] += value
     for (minute, scope, name, metric, bin_index), count in hist.items():
-        for resolution in RESOLUTIONS[:2]:
+        for resolution in LATENCY_RESOLUTIONS:
             lkey = (resolution, minute - minute % resolution, scope, name, metric, bin_index)
             latency[lkey] = latency.get(lkey, 0) + count
     return outcomes, latency

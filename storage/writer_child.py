@@ -39,6 +39,7 @@ from typing import IO, Any
 from hookwatch.storage.batch import BatchResult, NewEvent
 from hookwatch.storage.deferral import Deferral
 from hookwatch.storage.frames import LENGTH, Frames, frame, send
+from hookwatch.storage.health import unavailable_reason
 from hookwatch.storage.rollups import Counted
 from hookwatch.storage.transaction import commit_events
 
@@ -108,16 +109,6 @@ class WriterChild:
         proc = self._proc
         return proc.pid if proc is not None and proc.returncode is None else None
 
-    def _write(self, proc: asyncio.subprocess.Process, events: Sequence[NewEvent], now: float,
-               *, alone: bool, settle: bool) -> asyncio.Future[Answer]:
-        assert proc.stdin is not None
-        data = frame((now, list(events), alone, settle))  # before the future is queued: may raise
-        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        # Appended and written with no await between: the pipe's order is the futures' order.
-        self._pending.append(future)
-        proc.stdin.write(data)
-        return future
-
     async def commit(self, events: Sequence[NewEvent], now: float, *, alone: bool = False,
                      settle: bool = True) -> Answer:
         """The batch's result and the reasons for any retries; ChildFailed if not committed.
@@ -128,7 +119,11 @@ class WriterChild:
         """
         proc = await self._started()
         assert proc.stdin is not None
-        future = self._write(proc, events, now, alone=alone, settle=settle)
+        data = frame((now, list(events), alone, settle))  # before the future is queued: may raise
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        # Appended and written with no await between: the pipe's order is the futures' order.
+        self._pending.append(future)
+        proc.stdin.write(data)
         # If the child is gone, its reader fails every pending future, this one too.
         with contextlib.suppress(ConnectionError):
             await proc.stdin.drain()  # waits while the pipe is full
@@ -385,9 +380,9 @@ def _commit_merged(connection: _Connection, batches: list[Batch], deferral: Defe
                                journal=deferral.journal_owner() if deferral else None,
                                then=then)
     except Exception as exc:
-        if len(batches) > 1 and type(exc).__name__ != "OperationalError":
+        if len(batches) > 1 and unavailable_reason(exc) is None:
             # Something in one batch was refused: the others must not share its fate (a
-            # refusal of the whole database, OperationalError, would only repeat per batch).
+            # refusal of the whole database would only repeat per batch).
             return [a for batch in batches for a in _commit_merged(connection, [batch], deferral)]
         # The name only: a driver's message can quote the values it refused.
         return [("error", type(exc).__name__)] * len(batches)
