@@ -13,8 +13,8 @@ from sqlmodel import SQLModel
 
 from hookwatch.dashboard.context import DashboardDep
 from hookwatch.storage.health import CommitHealth, CommitState, probe_write
-from hookwatch.storage.migrate import is_current
 from hookwatch.storage.queries import get_prediction, list_predictions
+from hookwatch.storage.revision import is_current
 from hookwatch.storage.session import SessionDep
 from hookwatch.storage.tables import Prediction
 

@@ -47,8 +47,8 @@ from hookwatch.runtime import (
 from hookwatch.settings import Settings
 from hookwatch.storage.batch import FAILED_CHANNEL
 from hookwatch.storage.engine import make_engine, writer_process_config
-from hookwatch.storage.migrate import require_current, upgrade
 from hookwatch.storage.prune import PRUNE_INTERVAL, prune_old
+from hookwatch.storage.revision import is_current, require_current
 from hookwatch.storage.session import get_engine
 from hookwatch.storage.writer import Writer
 
@@ -88,7 +88,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate = settings.auto_migrate if settings.auto_migrate is not None else settings.is_sqlite
-        if migrate:
+        if migrate and not is_current(engine):
+            from hookwatch.storage.migrate import upgrade  # Alembic: only when there is work
+
             upgrade(engine)
         else:
             # Replicas never migrate by themselves: `hookwatch migrate` runs once, on purpose.

@@ -22,15 +22,17 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-import psycopg
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from hookwatch.file_leader import FileLockLeader
-from hookwatch.storage.migrate import advisory_key
+from hookwatch.storage.revision import advisory_key
 from hookwatch.storage.sqlite_path import sqlite_file
+
+if TYPE_CHECKING:
+    import psycopg  # SQLite installations never load the driver
 
 log = logging.getLogger("hookwatch.leader")
 
@@ -245,7 +247,7 @@ class AdvisoryLockLeader:
             if not (self._held and self._channels and self._conn is not None):
                 return False
             try:
-                session = cast(psycopg.Connection[Any], self._conn.connection.dbapi_connection)
+                session = cast("psycopg.Connection[Any]", self._conn.connection.dbapi_connection)
                 # Those that came in during a poll's query wait in psycopg's backlog.
                 names = {n.channel for n in session.notifies(timeout=timeout, stop_after=1)}
             except Exception as exc:

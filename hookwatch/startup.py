@@ -85,7 +85,7 @@ def schema_problem(settings: Settings) -> str | None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from hookwatch.storage.engine import make_engine
-    from hookwatch.storage.migrate import SchemaOutdated, require_current
+    from hookwatch.storage.revision import SchemaOutdated, require_current
 
     problem = folder_problem(settings.database_url)
     if problem is not None:

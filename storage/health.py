@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 STALL_AFTER = 3.0
 """Seconds a commit may take before waiting requests get their 503; a healthy commit takes
@@ -107,8 +108,12 @@ def probe_write(engine: Engine, timeout: float = 0.5) -> str | None:
 def unavailable_reason(exc: BaseException) -> str | None:
     """One line saying why the database refused (locked, unreachable, disk full), when the
     error is about the database rather than our code; None for anything else (a bug, which
-    deserves its traceback). The driver's first line only: it names no values."""
-    orig: Any = exc.orig if isinstance(exc, DBAPIError) else exc
+    deserves its traceback). The driver's first line only: it names no values.
+
+    The writer process calls this too, and starts on the driver alone (storage.transaction):
+    a library that was never imported cannot have raised, so neither is imported here."""
+    sa_exc: Any = sys.modules.get("sqlalchemy.exc")
+    orig: Any = exc.orig if sa_exc is not None and isinstance(exc, sa_exc.DBAPIError) else exc
     if isinstance(orig, sqlite3.OperationalError) or _is_psycopg_operational(orig):
         first = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
         return f"{type(orig).__name__}: {first[:200]}" if first else type(orig).__name__
@@ -116,8 +121,5 @@ def unavailable_reason(exc: BaseException) -> str | None:
 
 
 def _is_psycopg_operational(exc: BaseException) -> bool:
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg is a dependency
-        return False
-    return isinstance(exc, psycopg.OperationalError)
+    psycopg: Any = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.OperationalError)

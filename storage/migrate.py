@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -29,13 +28,18 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
+# Re-exported: the commands import them from here with upgrade.
+from hookwatch.storage.revision import (  # noqa: F401
+    SchemaOutdated,
+    advisory_key,
+    current_revision,
+    is_current,
+    require_current,
+)
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 OnStep = Callable[[MigrationInfo], None]
-
-
-class SchemaOutdated(Exception):
-    """The database is behind (or ahead of) this version's migrations."""
 
 
 def import_tables() -> None:
@@ -89,40 +93,6 @@ def head_revision() -> str | None:
 
 def _current(conn: Connection) -> frozenset[str]:
     return frozenset(MigrationContext.configure(conn).get_current_heads())
-
-
-def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
-        return next(iter(sorted(_current(conn))), None)
-
-
-def is_current(engine: Engine) -> bool:
-    """True when the database is at this version's head (readyz reports it)."""
-    with engine.connect() as conn:
-        return _current(conn) == heads()
-
-
-def require_current(engine: Engine) -> None:
-    """Raise SchemaOutdated, with what to do, unless the schema is at head."""
-    have = current_revision(engine)
-    if is_current(engine):
-        return
-    raise SchemaOutdated(
-        f"the database schema is at revision {have or 'none (empty database)'}, this version "
-        f"of hookwatch needs {head_revision()}: run `hookwatch migrate` (with the same "
-        "HOOKWATCH_DATABASE_URL) before starting the service"
-    )
-
-
-def advisory_key(conn: Connection, purpose: str) -> int:
-    """A PostgreSQL advisory lock key for this database and schema.
-
-    Scoped by schema so separate installations (and parallel tests) in one database never share
-    a lock. Non-negative, so pg_locks' (classid, objid) halves are plain unsigned parts.
-    """
-    database, schema = conn.execute(text("SELECT current_database(), current_schema()")).one()
-    digest = hashlib.sha256(f"hookwatch:{purpose}:{database}:{schema}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 
 def schema_differences(conn: Connection) -> list[Any]:

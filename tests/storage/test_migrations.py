@@ -24,11 +24,14 @@ from hookwatch.storage.migrate import (
     alembic_config,
     current_revision,
     head_revision,
+    heads,
     import_tables,
     is_current,
+    require_current,
     schema_differences,
     upgrade,
 )
+from hookwatch.storage.revision import HEAD
 from tests.conftest import ManualClock, free_port, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,6 +71,22 @@ def test_downgrade_to_empty_and_back(bare: Engine) -> None:
     assert current_revision(bare) is None
     upgrade(bare)
     assert is_current(bare)
+
+
+def test_the_revision_read_without_alembic_is_alembics(bare: Engine) -> None:
+    """storage.revision's HEAD and its plain read of alembic_version agree with Alembic's own,
+    one step back too (a new migration must move HEAD with it)."""
+    assert heads() == {HEAD}
+    upgrade(bare)
+    with bare.begin() as conn:
+        command.downgrade(alembic_config(conn), "-1")
+    previous = current_revision(bare)
+    assert previous is not None and previous != HEAD
+    assert not is_current(bare)
+    with pytest.raises(SchemaOutdated, match=f"at revision {previous}.* needs {HEAD}"):
+        require_current(bare)
+    upgrade(bare)
+    require_current(bare)
 
 
 def test_a_schema_that_drifted_is_reported(bare: Engine) -> None:
