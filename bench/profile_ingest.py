@@ -62,6 +62,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--idle", action="store_true",
+                        help="sample waiting threads too: where a process waits, not only works")
     parser.add_argument("--out", type=Path, default=None, help="folder for the stacks")
     args = parser.parse_args()
     args.port = free_port()
@@ -83,8 +85,8 @@ def main() -> int:
             spies.append(subprocess.Popen(
                 [str(VENV_BIN / "py-spy"), "record", "--nonblocking", "--rate", "250",
                  "--format", "raw", "--duration", str(args.duration), "--pid", str(pid), "--output",
-                 str(out / f"{name}.txt")], stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL))
+                 str(out / f"{name}.txt"), *(["--idle"] if args.idle else [])],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         result = run_wrk(args, args.port, requests, args.duration)
         for spy in spies:
             spy.wait(timeout=60)

@@ -14,6 +14,10 @@ run on threads that share its GIL. Measured with four viewers on 20,000 models
   Objects that have lived `FREEZE_EVERY` seconds are moved out of its sight (`gc.freeze()`);
   once per `THAW_EVERY` they are put back and collected, so cyclic garbage that was frozen
   is not kept for longer. https://docs.python.org/3/library/gc.html#gc.freeze
+
+The first freeze is at `start`, once the app is built: the imports and the app are most of
+the heap, and a full collection over them held the loop 57 ms in the service's first seconds
+under load (bench/bench_ingest.py, completed-20: that one pause was the run's p99).
 """
 
 from __future__ import annotations
@@ -80,6 +84,9 @@ class HeapKeeper:
 
     def start(self) -> None:
         sys.setswitchinterval(SWITCH_INTERVAL)
+        gc.collect()  # the start-up garbage goes first: a frozen cycle waits for a thaw
+        gc.freeze()
+        self.frozen_at = self.clock()
         self._thread = threading.Thread(target=self._run, name="hookwatch-heap", daemon=True)
         self._thread.start()
 

@@ -60,8 +60,14 @@ def test_frozen_garbage_is_freed_by_the_next_thaw(heap_state: None) -> None:
 
 def test_start_sets_the_switch_interval_and_stop_ends_the_thread(heap_state: None) -> None:
     keeper = HeapKeeper(freeze_every=0.01)
+    gc.unfreeze()
+    garbage = _Node()
+    gone = weakref.ref(garbage)
+    del garbage
     keeper.start()
     try:
+        # The heap built so far is frozen at once, its garbage collected first.
+        assert gc.get_freeze_count() > 0 and gone() is None
         assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
         thread = keeper._thread
         assert thread is not None and thread.is_alive()
