@@ -77,8 +77,8 @@ class Frames:
             if self.eof:
                 return []
             if timeout is not None:
-                left = began + timeout - time.monotonic()
-                if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                left = max(0.0, began + timeout - time.monotonic())
+                if not select.select([self.fd], [], [], left)[0]:  # 0: a look, no wait
                     return None
             self._read()
 

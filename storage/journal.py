@@ -6,7 +6,9 @@ from collections import defaultdict
 
 from hookwatch.storage.batch import Cursor, Sql, upsert_buckets
 from hookwatch.storage.rollups import Counted
-from hookwatch.storage.tally import COUNTED_COLUMNS, Tally, counted_from_row
+from hookwatch.storage.tally import COUNTED_COLUMNS, Sealed, Tally, counted_from_row
+
+IDS = 500  # batch ids per statement
 
 
 def flush(cursor: Cursor, dialect: str, tally: Tally) -> None:
@@ -16,10 +18,34 @@ def flush(cursor: Cursor, dialect: str, tally: Tally) -> None:
         return
     sql = Sql(cursor, dialect)
     upsert_buckets(sql, *tally.rows())
-    for start in range(0, len(tally.batches), 500):
-        ids = tally.batches[start : start + 500]
-        sql.run(f"DELETE FROM count_journal WHERE batch_id IN ({','.join([sql.mark] * len(ids))})",
-                ids)
+    _by_ids(sql, "DELETE FROM count_journal WHERE batch_id IN ({marks})", tally.batches)
+
+
+def write_chunk(cursor: Cursor, dialect: str, sealed: Sealed, owner: str, stop: int) -> None:
+    """Rows `sealed.written` to `stop` of a sealed fold, inside the caller's transaction,
+    with the record of how far it got (and, with its first chunk, which batches it holds).
+    The last chunk deletes the fold's journal. The caller sets `sealed.written = stop` and
+    `sealed.stored` once that transaction has committed."""
+    sql = Sql(cursor, dialect)
+    m = sql.mark
+    if not sealed.stored:
+        sql.run(f"INSERT INTO count_flushes (flush_id, owner, written) VALUES ({m}, {m}, 0)",
+                (sealed.flush_id, owner))
+        _by_ids(sql, f"UPDATE count_journal SET flush_id = {m} WHERE batch_id IN ({{marks}})",
+                sealed.batches, first=(sealed.flush_id,))
+    upsert_buckets(sql, *sealed.chunk(stop))
+    if stop >= sealed.total:
+        sql.run(f"DELETE FROM count_journal WHERE flush_id = {m}", (sealed.flush_id,))
+        sql.run(f"DELETE FROM count_flushes WHERE flush_id = {m}", (sealed.flush_id,))
+    else:
+        sql.run(f"UPDATE count_flushes SET written = {m} WHERE flush_id = {m}",
+                (stop, sealed.flush_id))
+
+
+def _by_ids(sql: Sql, statement: str, ids: list[str], first: tuple[str, ...] = ()) -> None:
+    for start in range(0, len(ids), IDS):
+        part = ids[start : start + IDS]
+        sql.run(statement.format(marks=",".join([sql.mark] * len(part))), (*first, *part))
 
 
 def recover(cursor: Cursor, dialect: str, owner: str) -> list[Counted]:
@@ -28,15 +54,35 @@ def recover(cursor: Cursor, dialect: str, owner: str) -> list[Counted]:
 
     The DELETE comes first: it takes the write lock, so of two writers recovering one owner at
     once only the first finds its rows. Each prediction is counted at its own `counted_at`,
-    the time its batch would have counted it.
+    the time its batch would have counted it. The batches of a sealed fold are folded again
+    together, which gives the same rows in the same order, and the rows its flush had written
+    are skipped.
     """
     sql = Sql(cursor, dialect)
-    batches = [r[0] for r in sql.run(
-        f"DELETE FROM count_journal WHERE owner = {sql.mark} RETURNING batch_id", (owner,),
-        returning=True)]
+    folds: dict[str | None, list[str]] = defaultdict(list)
+    for batch_id, flush_id in sql.run(
+        f"DELETE FROM count_journal WHERE owner = {sql.mark} RETURNING batch_id, flush_id",
+        (owner,), returning=True,
+    ):
+        folds[flush_id].append(batch_id)
+    written: dict[str, int] = dict(sql.run(
+        f"DELETE FROM count_flushes WHERE owner = {sql.mark} RETURNING flush_id, written",
+        (owner,), returning=True))
+    found: list[Counted] = []
+    for flush_id, batches in folds.items():
+        fold = _refold(sql, batches)
+        sealed = Sealed.of(fold, flush_id or "")
+        sealed.written = written.get(flush_id, 0) if flush_id is not None else 0
+        upsert_buckets(sql, *sealed.chunk(sealed.total))
+        found += fold.counted
+    return found
+
+
+def _refold(sql: Sql, batches: list[str]) -> Tally:
+    """The tally these batches had folded, from the predictions they counted."""
     by_time: dict[float, list[Counted]] = defaultdict(list)
-    for start in range(0, len(batches), 500):
-        ids = batches[start : start + 500]
+    for start in range(0, len(batches), IDS):
+        ids = batches[start : start + IDS]
         for row in sql.run(
             f"SELECT {COUNTED_COLUMNS}, counted_at FROM predictions "
             f"WHERE counted_by IN ({','.join([sql.mark] * len(ids))})", ids, returning=True,
@@ -45,8 +91,7 @@ def recover(cursor: Cursor, dialect: str, owner: str) -> list[Counted]:
     fold = Tally()
     for at, counted in by_time.items():
         fold.add("", counted, at, now=0.0)
-    upsert_buckets(sql, *fold.rows())
-    return fold.counted
+    return fold
 
 
 def owners(cursor: Cursor) -> list[str]:

@@ -110,6 +110,17 @@ class CountJournal(SQLModel, table=True):
 
     batch_id: str = Field(primary_key=True, max_length=40)
     owner: str = Field(max_length=40)  # the writer's token (storage.owners)
+    flush_id: str | None = Field(default=None, max_length=40)  # its fold, once being written
+
+
+class CountFlush(SQLModel, table=True):
+    """A fold being written in chunks (storage.tally.Sealed): how many of its rows are in."""
+
+    __tablename__ = "count_flushes"
+
+    flush_id: str = Field(primary_key=True, max_length=40)
+    owner: str = Field(max_length=40)
+    written: int
 
 
 # --- alerts (alerts/): one row per instance, its history, silences, the evaluator lock

@@ -10,10 +10,10 @@ committed together, in one transaction, and answered one by one in order: one fs
 statement per table for all of them, where a commit each cost up to twice the CPU per event
 (bench/bench_batch.py: batches of 8 against 32).
 
-On SQLite the child folds bucket increments in memory while batches keep coming (storage.tally)
-and writes them with the first transaction after FLUSH_EVERY, or at once when it had been idle;
-the answers then carry the outcomes counted into the buckets, and a fold written without a
-batch is sent on its own as a ("counted", outcomes) frame.
+On SQLite the child folds bucket increments in memory while batches keep coming (storage.tally);
+after FLUSH_EVERY the fold is sealed and written a chunk per transaction, with the batches'
+and in pauses between them. The answers carry the outcomes counted into the buckets, and those
+of a chunk written without a batch are sent on their own as a ("counted", outcomes) frame.
 
 The child ignores SIGINT and SIGTERM: a Ctrl-C or a signal to the process group must not kill
 it while the parent still drains its queue. It exits when its stdin closes, so it never
@@ -325,8 +325,8 @@ def _serve(stdin: Frames, stdout: IO[bytes], connection: _Connection,
             due = deferral.due_in(time.monotonic()) if deferral is not None else None
             got: list[Batch] | None = stdin.waiting(MERGE_MAX, due)
             if deferral is not None and not got:
-                # The tally's time came with no batch to carry it, or the parent is leaving.
-                counted = deferral.flush_alone(time.monotonic())
+                # A pause in the batches, or the parent leaving ([]): everything left then.
+                counted = deferral.flush_alone(time.monotonic(), everything=got is not None)
                 if counted:
                     send(stdout, ("counted", counted))
             if got is None:

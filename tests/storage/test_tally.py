@@ -48,9 +48,9 @@ def model_totals(events: list[NewEvent]) -> dict[str, tuple[int, int, int]]:
     return {m: (v[0], v[1], v[2]) for m, v in out.items()}
 
 
-def bucket_models(engine: Engine) -> dict[str, tuple[int, ...]]:
-    return {name: v[:3] for (scope, name), v in outcome_totals(engine).items()
-            if scope == "model"}
+def bucket_models(engine: Engine, resolution: int = 60) -> dict[str, tuple[int, ...]]:
+    return {name: v[:3] for (scope, name), v in
+            outcome_totals(engine, resolution=resolution).items() if scope == "model"}
 
 
 def counted(i: int) -> Counted:
@@ -135,15 +135,24 @@ def test_journaled_outcomes_reach_the_buckets_with_the_flush(
         assert scalar(sqlite_engine, "SELECT count(*) FROM predictions "
                                      "WHERE counted_by IS NOT NULL") == 60
         assert deferral.due_in(10.1) == IDLE_FLUSH
-        # The next round is due: it writes the tally with its own batch.
+        # The next round is due: the tally is sealed and written with the round's batch,
+        # which is journaled for the next tally.
         deferral.plan(False, 10.0 + FLUSH_EVERY)
         then = deferral.then()
-        assert deferral.journal_owner() is None and then is not None
+        assert deferral.journal_owner() is not None and then is not None
         result = commit_events(connection.lend, sent[2], now=clock.now + 62, dialect="sqlite",
-                               retries=3, retried=[], then=then)
+                               retries=3, retried=[], journal=deferral.journal_owner(),
+                               then=then)
         reported = deferral.committed(result, clock.now + 62, flushed=True, now=10.6)
         assert sorted(c.prediction_id for c in reported) == sorted(
-            [f"p{i}" for i in range(30)] + [f"q{i}" for i in range(30)] + [f"r{i}" for i in range(6)])
+            [f"p{i}" for i in range(30)] + [f"q{i}" for i in range(30)])
+        assert deferral.sealed is None  # under CHUNK_ROWS: one round wrote all of it
+        assert bucket_models(sqlite_engine) == model_totals(sent[0] + sent[1])
+        assert scalar(sqlite_engine, "SELECT count(*) FROM count_journal") == 1
+        assert scalar(sqlite_engine, "SELECT count(*) FROM count_flushes") == 0
+        # A pause: the new tally is written whole, on its own.
+        reported = deferral.flush_alone(10.7)
+        assert sorted(c.prediction_id for c in reported) == sorted(f"r{i}" for i in range(6))
         assert not deferral.tally
     finally:
         deferral.close()
@@ -156,13 +165,62 @@ def test_journaled_outcomes_reach_the_buckets_with_the_flush(
     assert not list(Path(connection.config.args[0]).parent.glob("*.writer-*"))
 
 
+def test_a_sealed_fold_is_written_a_chunk_a_round(
+    sqlite_engine: Engine, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A due tally larger than CHUNK_ROWS: each round writes the next few scopes with its batch
+    and records how far it got; its outcomes are reported once, with the last chunk, and the
+    buckets end exact."""
+    monkeypatch.setattr("hookwatch.storage.deferral.CHUNK_ROWS", 50)
+    connection, deferral, _ = _deferral(sqlite_engine)
+    folded = [terminal(40, clock.now, "a", models=20), terminal(40, clock.now + 61, "b", models=20)]
+    rounds = [terminal(1, clock.now + 62, f"c{n}-") for n in range(20)]
+    try:
+        _journal(deferral, connection, folded[0], clock.now, 10.0)
+        _journal(deferral, connection, folded[1], clock.now + 61, 10.1)
+        reported: list[str] = []
+        progress: list[int] = []
+        sent: list[NewEvent] = []
+        for n, batch in enumerate(rounds):
+            deferral.plan(False, 10.0 + FLUSH_EVERY + n * 0.01)
+            if deferral.sealed is None:
+                break
+            sent += batch
+            total = deferral.sealed.total
+            result = commit_events(connection.lend, batch, now=clock.now + 62, dialect="sqlite",
+                                   retries=3, retried=[], journal=deferral.journal_owner(),
+                                   then=deferral.then())
+            reported += [c.prediction_id for c in deferral.committed(
+                result, clock.now + 62, flushed=True, now=10.6 + n * 0.01)]
+            if deferral.sealed is not None:
+                progress.append(scalar(sqlite_engine, "SELECT written FROM count_flushes"))
+                assert scalar(sqlite_engine, "SELECT count(*) FROM count_journal "
+                                             "WHERE flush_id IS NOT NULL") == 2
+                assert reported == []
+        # Scopes written, a chunk of about 50 rows a round (a scope's rows are never split).
+        assert len(progress) >= 3 and progress == sorted(set(progress)) and progress[-1] < total
+        assert sorted(reported) == sorted(e.prediction_id for b in folded for e in b)
+        assert scalar(sqlite_engine, "SELECT count(*) FROM count_flushes") == 0
+        for resolution in (60, 3600, 86400):
+            assert bucket_models(sqlite_engine, resolution) == model_totals(folded[0] + folded[1])
+        deferral.flush_alone(11.0)  # the rounds' own outcomes, folded meanwhile
+        assert not deferral.tally
+    finally:
+        deferral.close()
+        connection.conn.close()
+    assert scalar(sqlite_engine, "SELECT count(*) FROM count_journal") == 0
+    assert bucket_models(sqlite_engine) == model_totals(folded[0] + folded[1] + sent)
+
+
 _DIE_HOLDING_A_TALLY = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from sqlalchemy import create_engine
     from hookwatch.storage.engine import writer_process_config
     from hookwatch.storage.writer_child import _Connection
+    from hookwatch.storage import deferral as deferral_module
     from hookwatch.storage.deferral import Deferral
+    from hookwatch.storage.tally import FLUSH_EVERY
     from hookwatch.storage.transaction import commit_events
     from tests.storage.test_tally import terminal
     config = writer_process_config(create_engine(sys.argv[1]))
@@ -175,7 +233,14 @@ _DIE_HOLDING_A_TALLY = textwrap.dedent("""
                                now=at + 60 * n, dialect="sqlite", retries=3, retried=[],
                                journal=deferral.journal_owner())
         deferral.committed(result, at + 60 * n, flushed=False, now=1.0)
-    print(deferral.lock.token, flush=True)
+    deferral_module.CHUNK_ROWS = 40
+    deferral.plan(False, 1.0 + FLUSH_EVERY)  # sealed, and its first 40 rows written
+    result = commit_events(connection.lend, [], now=at, dialect="sqlite", retries=3, retried=[],
+                           then=deferral.then())
+    assert deferral.committed(result, at, flushed=True, now=2.0) == []
+    sealed = deferral.sealed
+    assert sealed is not None and 0 < sealed.written < sealed.total
+    print(deferral.lock.token, sealed.written, flush=True)
     time.sleep(60)
 """)
 
@@ -183,16 +248,18 @@ _DIE_HOLDING_A_TALLY = textwrap.dedent("""
 def test_a_killed_writers_tally_is_counted_by_the_next_and_only_once(
     sqlite_engine: Engine, sqlite_url: str, clock: ManualClock
 ) -> None:
-    """A writer process SIGKILLed with 60 outcomes folded and not written: the next writer
-    finds its journal, sees its lock free, and counts them from the predictions, each at its
-    own batch's time; a writer after that finds nothing more to count."""
+    """A writer process SIGKILLed with 60 outcomes folded, sealed and written one chunk (of
+    about 40 rows) far: the next writer finds its journal, sees its lock free, and counts them from the
+    predictions, each at its own batch's time, less the rows written; a writer after that
+    finds nothing more to count."""
     dying = subprocess.Popen([sys.executable, "-c", _DIE_HOLDING_A_TALLY, sqlite_url,
                               str(clock.now)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert dying.stdout is not None
-        token = dying.stdout.readline().strip()
+        token, _, scopes = dying.stdout.readline().strip().partition(" ")
         assert token, "the writer never journaled its batches"
         assert scalar(sqlite_engine, "SELECT count(*) FROM count_journal") == 3
+        assert scalar(sqlite_engine, "SELECT written FROM count_flushes") == int(scopes)
         database = Path(sqlite_engine.url.database or "")
         # Alive: nobody may count its tally.
         with owners.if_dead(database, token) as dead:
@@ -205,7 +272,8 @@ def test_a_killed_writers_tally_is_counted_by_the_next_and_only_once(
     finally:
         dying.send_signal(signal.SIGKILL)
         dying.wait()
-    assert scalar(sqlite_engine, "SELECT count(*) FROM outcome_buckets") == 0
+    written = scalar(sqlite_engine, "SELECT count(DISTINCT scope || name) FROM outcome_buckets")
+    assert written == int(scopes)  # the first chunk's scopes, whole
 
     async def body(writer: Writer) -> None:
         assert writer.process_id is not None  # its process recovered before it was ready
@@ -214,6 +282,9 @@ def test_a_killed_writers_tally_is_counted_by_the_next_and_only_once(
     assert scalar(sqlite_engine, "SELECT count(*) FROM count_journal") == 0
     totals = bucket_models(sqlite_engine)
     assert totals == model_totals([e for n in range(3) for e in terminal(20, 0.0, f"k{n}-")])
+    for resolution in (3600, 86400):
+        assert bucket_models(sqlite_engine, resolution) == totals
+    assert scalar(sqlite_engine, "SELECT count(*) FROM count_flushes") == 0
     assert scalar(sqlite_engine, "SELECT count(DISTINCT start) FROM outcome_buckets "
                                  "WHERE resolution = 60") == 3
     assert not list(database.parent.glob(database.name + owners.SUFFIX + "*"))
