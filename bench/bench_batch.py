@@ -74,7 +74,7 @@ def run(shape: str, size: int, count: int, tmp: Path, *, tally: bool = False
         if connection.checkpoint_due(len(part)):
             connection.checkpoint()
     if deferral is not None:
-        deferral.flush_alone(now)
+        deferral.flush_alone(now, everything=True)
         deferral.close()
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     connection.conn.close()

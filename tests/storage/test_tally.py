@@ -203,7 +203,7 @@ def test_a_sealed_fold_is_written_a_chunk_a_round(
         assert scalar(sqlite_engine, "SELECT count(*) FROM count_flushes") == 0
         for resolution in (60, 3600, 86400):
             assert bucket_models(sqlite_engine, resolution) == model_totals(folded[0] + folded[1])
-        deferral.flush_alone(11.0)  # the rounds' own outcomes, folded meanwhile
+        deferral.flush_alone(11.0, everything=True)  # the rounds' own outcomes
         assert not deferral.tally
     finally:
         deferral.close()
