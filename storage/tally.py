@@ -40,6 +40,9 @@ IDLE_FLUSH = 0.01
 FLUSH_ROWS = 20_000
 """A fold of this many minute rows is due at once (some 60,000 bucket rows, 10 MB of Python
 objects)."""
+SETTLE_KEYS = 300
+"""A fold of at most this many keys (about CHUNK_ROWS rows) is written whole with a batch that
+settles it; a larger one is sealed and written in chunks like any other."""
 CHUNK_ROWS = 1_000
 """Bucket rows a round writes of a sealed fold (about 5 ms on SQLite): over 1,000 models a
 0.5 s fold is 50,000 rows, and sealed and written at once it held every connection for

@@ -212,6 +212,33 @@ def test_a_sealed_fold_is_written_a_chunk_a_round(
     assert bucket_models(sqlite_engine) == model_totals(folded[0] + folded[1] + sent)
 
 
+def test_a_lull_writes_a_large_fold_in_chunks_not_before_the_next_answer(
+    sqlite_engine: Engine, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that would settle (nothing else on its way) finds a fold of more than
+    SETTLE_KEYS keys: the fold is sealed and chunked, the batch journaled like any other; a
+    small fold is written whole with it."""
+    monkeypatch.setattr("hookwatch.storage.deferral.SETTLE_KEYS", 10)
+    monkeypatch.setattr("hookwatch.storage.deferral.CHUNK_ROWS", 50)
+    connection, deferral, _ = _deferral(sqlite_engine)
+    try:
+        _journal(deferral, connection, terminal(40, clock.now, models=20), clock.now, 10.0)
+        assert deferral.tally.keys > 10
+        deferral.plan(True, 10.01)
+        assert not deferral.settle and deferral.sealed is not None
+        assert deferral.journal_owner() is not None
+        assert 0 < deferral.sealed.next_stop(50) < deferral.sealed.total
+        deferral.flush_alone(10.02, everything=True)
+        assert deferral.sealed is None and not deferral.tally
+        _journal(deferral, connection, terminal(1, clock.now, "s"), clock.now, 10.1)
+        assert 0 < deferral.tally.keys <= 10
+        deferral.plan(True, 10.11)
+        assert deferral.settle and deferral.sealed is None and deferral.journal_owner() is None
+    finally:
+        deferral.close()
+        connection.conn.close()
+
+
 _DIE_HOLDING_A_TALLY = textwrap.dedent("""
     import sys, time
     from pathlib import Path
