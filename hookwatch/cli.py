@@ -130,7 +130,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from hookwatch.storage.engine import make_engine
-    from hookwatch.storage.migrate import SchemaOutdated, current_revision, head_revision, upgrade
+    from hookwatch.storage.migrate import head_revision, upgrade
+    from hookwatch.storage.revision import SchemaOutdated, current_revision
 
     try:
         settings = settings_from(args)

@@ -39,7 +39,6 @@ class Deferral:
         self.sealed: Sealed | None = None  # a due tally being written a chunk a round
         self.flushes = 0
         self.settle = False  # this round writes everything (set by `plan`)
-        self.flushing = False  # this round writes some of the tally
         self._stop = 0  # how far this round's transaction writes the sealed fold
         self._retry_at = 0.0  # monotonic: a chunk written alone failed, not again before
 
@@ -89,7 +88,6 @@ class Deferral:
         if not self.settle and self.sealed is None and (
                 self.tally.due_in(now) == 0.0 or (settle and self.tally)):
             self._seal()
-        self.flushing = self.settle or self.sealed is not None
 
     def _seal(self) -> None:
         self.flushes += 1

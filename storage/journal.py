@@ -72,7 +72,7 @@ def recover(cursor: Cursor, dialect: str, owner: str) -> list[Counted]:
     for flush_id, batches in folds.items():
         fold = _refold(sql, batches)
         sealed = Sealed.of(fold, flush_id or "")
-        sealed.written = written.get(flush_id, 0) if flush_id is not None else 0
+        sealed.written = written.get(sealed.flush_id, 0)  # an unsealed fold: none
         upsert_buckets(sql, *sealed.chunk(sealed.total))
         found += fold.counted
     return found

@@ -28,14 +28,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
-# Re-exported: the commands import them from here with upgrade.
-from hookwatch.storage.revision import (  # noqa: F401
-    SchemaOutdated,
-    advisory_key,
-    current_revision,
-    is_current,
-    require_current,
-)
+from hookwatch.storage.revision import SchemaOutdated, advisory_key, current
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -91,10 +84,6 @@ def head_revision() -> str | None:
     return next(iter(sorted(heads())), None)
 
 
-def _current(conn: Connection) -> frozenset[str]:
-    return frozenset(MigrationContext.configure(conn).get_current_heads())
-
-
 def schema_differences(conn: Connection) -> list[Any]:
     """Alembic's diff between the database and the models; [] when they agree."""
     context = MigrationContext.configure(conn, opts=migration_options(conn.dialect.name))
@@ -128,11 +117,11 @@ def upgrade(engine: Engine, *, on_step: OnStep | None = None) -> tuple[str | Non
     """Bring the schema to head in one transaction; returns (revision before, revision after)."""
     metadata()
     with engine.begin() as conn, _migration_lock(conn):
-        before = _current(conn)
+        before = current(conn)
         if not before:
             _adopt_unversioned(conn)
         command.upgrade(alembic_config(conn, on_step=on_step), "heads")
-        after = _current(conn)
+        after = current(conn)
     return next(iter(sorted(before)), None), next(iter(sorted(after)), None)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, inspect, text
 from sqlmodel import SQLModel
@@ -19,19 +20,21 @@ from hookwatch.app import create_app
 from hookwatch.cli import main
 from hookwatch.storage.engine import make_engine
 from hookwatch.storage.migrate import (
-    SchemaOutdated,
-    advisory_key,
     alembic_config,
-    current_revision,
     head_revision,
     heads,
     import_tables,
-    is_current,
-    require_current,
     schema_differences,
     upgrade,
 )
-from hookwatch.storage.revision import HEAD
+from hookwatch.storage.revision import (
+    HEAD,
+    SchemaOutdated,
+    advisory_key,
+    current_revision,
+    is_current,
+    require_current,
+)
 from tests.conftest import ManualClock, free_port, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,6 +85,8 @@ def test_the_revision_read_without_alembic_is_alembics(bare: Engine) -> None:
         command.downgrade(alembic_config(conn), "-1")
     previous = current_revision(bare)
     assert previous is not None and previous != HEAD
+    with bare.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_heads() == (previous,)
     assert not is_current(bare)
     with pytest.raises(SchemaOutdated, match=f"at revision {previous}.* needs {HEAD}"):
         require_current(bare)
