@@ -7,6 +7,10 @@ process per event, the figure the writer's share of bench_ingest.py's load comes
 and folded (storage.deferral), the fold written with the first batch after FLUSH_EVERY at
 5,000 events/s, the WAL checkpointed every CHECKPOINT_EVERY events after the commit.
 
+On Linux it also prints the bytes and write calls per event (/proc/self/io): unlike CPU time
+on a shared machine, these do not move between runs, so a change to what the writer stores
+can be judged from one.
+
     .venv/bin/python bench/bench_batch.py [--events 6000] [--sizes 8,32,128] [--tally]
 """
 
@@ -44,8 +48,19 @@ def events(shape: str, count: int, now: float) -> list[NewEvent]:
     return out
 
 
+def written() -> tuple[int, int]:
+    """(bytes, calls) this process has passed to write calls; zeros where /proc has no io."""
+    try:
+        lines = Path("/proc/self/io").read_text().splitlines()
+    except OSError:
+        return 0, 0
+    io = dict(line.split(": ") for line in lines if ": " in line)
+    return int(io["wchar"]), int(io["syscw"])
+
+
 def run(shape: str, size: int, count: int, tmp: Path, *, tally: bool = False
-        ) -> tuple[float, float]:
+        ) -> tuple[float, float, float, float]:
+    """Per event: wall us, CPU us, bytes written, write calls."""
     path = tmp / f"{shape}-{size}-{int(tally)}.db"
     engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
@@ -58,7 +73,7 @@ def run(shape: str, size: int, count: int, tmp: Path, *, tally: bool = False
     deferral = Deferral(connection.lend, path, dialect="sqlite", retries=3) if tally else None
     now = time.time()
     batch = events(shape, count, now)
-    wall0, cpu0 = time.perf_counter(), time.process_time()
+    wall0, cpu0, (bytes0, calls0) = time.perf_counter(), time.process_time(), written()
     for start in range(0, len(batch), size):
         at = now + start / 5000
         part = batch[start:start + size]
@@ -77,8 +92,10 @@ def run(shape: str, size: int, count: int, tmp: Path, *, tally: bool = False
         deferral.flush_alone(now, everything=True)
         deferral.close()
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    bytes1, calls1 = written()
     connection.conn.close()
-    return wall / len(batch) * 1e6, cpu / len(batch) * 1e6
+    n = len(batch)
+    return wall / n * 1e6, cpu / n * 1e6, (bytes1 - bytes0) / n, (calls1 - calls0) / n
 
 
 def main() -> int:
@@ -91,10 +108,12 @@ def main() -> int:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="hookwatch-batch-"))
     sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"{'shape':16}" + "".join(f"{f'batch {s}: wall/CPU us':>24}" for s in sizes))
+    head = "batch {}: wall/CPU us, KB/writes"
+    print(f"{'shape':16}" + "".join(f"{head.format(s):>38}" for s in sizes))
     for shape in args.shapes.split(","):
         cells = [run(shape, size, args.events, tmp, tally=args.tally) for size in sizes]
-        print(f"{shape:16}" + "".join(f"{w:>15.0f} / {c:>5.0f}" for w, c in cells), flush=True)
+        print(f"{shape:16}" + "".join(f"{w:>15.0f} / {c:>5.0f}, {b / 1024:>6.1f} / {k:>5.1f}"
+                                      for w, c, b, k in cells), flush=True)
     return 0
 
 

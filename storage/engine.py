@@ -14,6 +14,13 @@ from hookwatch.storage.writer_child import ChildConfig
 SQLITE_CONNECT_ARGS = {"check_same_thread": False, "timeout": 30, "cached_statements": 256}
 
 
+WRITER_TEMP_STORE = "PRAGMA temp_store=MEMORY"
+"""The writer's statement journals (a batch's multi-row INSERT of bodies, its upserts) stay in
+memory: SQLite spills one over 64 KiB to a temporary file, opened, written and closed inside
+the statement. With it, bench_batch.py's completed-20 writes 12 KB and four write calls less
+per event (https://www.sqlite.org/tempfiles.html#statement_journals). Only the writer's
+connection: elsewhere it would keep the dashboard's large sorts in memory too."""
+
 CHECKPOINT_EVERY = 300
 """Events the writer process commits between WAL checkpoints: some 1,500 pages for terminal
 webhooks with logs, near SQLite's default of 1,000 (bench/README.md)."""
@@ -50,7 +57,7 @@ def writer_process_config(
             return None
         # The child checkpoints between batches rather than inside a commit (writer_child).
         setup = [*sqlite_pragmas(sqlite_synchronous, sqlite_busy_timeout),
-                 "PRAGMA wal_autocheckpoint=0"]
+                 "PRAGMA wal_autocheckpoint=0", WRITER_TEMP_STORE]
         return ChildConfig("sqlite", [database], dict(SQLITE_CONNECT_ARGS), setup, retries,
                            tally=True, checkpoint_every=CHECKPOINT_EVERY)
     args, kwargs = engine.dialect.create_connect_args(engine.url)
