@@ -8,13 +8,15 @@ import sys
 
 import pytest
 
-PROBE = "import sys, {module}; print(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+REPORT = "import sys; print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
 
 
-def loaded(module: str) -> set[str]:
-    """The top-level packages a fresh interpreter holds after importing `module`."""
-    out = subprocess.run([sys.executable, "-c", PROBE.format(module=module)], check=True,
-                         capture_output=True, text=True, timeout=60)
+def loaded(module: str, *, then: str = "") -> set[str]:
+    """The top-level packages a fresh interpreter holds after importing `module` (and running
+    the statements `then`)."""
+    code = "\n".join([f"import {module}", then, REPORT])
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, timeout=60)
     return set(out.stdout.split())
 
 
@@ -33,3 +35,19 @@ def test_the_web_process_loads_no_migrations_or_postgres_driver(module: str) -> 
     packages = loaded(module)
     assert "hookwatch" in packages
     assert not packages & {"alembic", "mako", "psycopg"}
+
+
+def test_hmac_secrets_load_no_public_key_cryptography() -> None:
+    """cryptography (8.5 MB resident) verifies whpk_ (ed25519) signatures only; Replicate signs
+    with whsec_ (HMAC), which the standard library checks."""
+    verify_one = """
+from hookwatch.hooks.signature import Verifier, sign
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+headers = {"webhook-id": "msg_1", "webhook-timestamp": "1700000000",
+           "webhook-signature": sign(secret, "msg_1", 1700000000, b"{}")}
+assert Verifier([secret], None).verify(headers, b"{}", 1700000000.0).webhook_id == "msg_1"
+"""
+    assert "cryptography" not in loaded("hookwatch.app", then=verify_one)
+    assert "cryptography" in loaded("hookwatch.hooks.signature", then=verify_one.replace(
+        "Verifier([secret], None)",
+        "Verifier([secret, 'whpk_' + 'A' * 43 + '='], None)"))
