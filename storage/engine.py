@@ -15,11 +15,12 @@ SQLITE_CONNECT_ARGS = {"check_same_thread": False, "timeout": 30, "cached_statem
 
 
 WRITER_TEMP_STORE = "PRAGMA temp_store=MEMORY"
-"""The writer's statement journals (a batch's multi-row INSERT of bodies, its upserts) stay in
-memory: SQLite spills one over 64 KiB to a temporary file, opened, written and closed inside
-the statement. With it, bench_batch.py's completed-20 writes 12 KB and four write calls less
-per event (https://www.sqlite.org/tempfiles.html#statement_journals). Only the writer's
-connection: elsewhere it would keep the dashboard's large sorts in memory too."""
+"""The writer's statement journals stay in memory. SQLite keeps, per statement, an undo copy
+of the pages it changes that predate the transaction, and spills one over 64 KiB to a
+temporary file opened, written and closed inside the statement; a batch's upserts of random
+prediction ids pass that. With it, bench_batch.py's completed-20 writes 44 → 32 KB and 17.5
+→ 13 write calls per event (https://www.sqlite.org/tempfiles.html#statement_journals). The
+writer's connection only: elsewhere it would keep the dashboard's large sorts in memory too."""
 
 CHECKPOINT_EVERY = 300
 """Events the writer process commits between WAL checkpoints: some 1,500 pages for terminal
