@@ -167,17 +167,28 @@ def measure(args: argparse.Namespace, pid: int, port: int, requests: Path) -> di
     return result
 
 
-def measure_hookwatch(args: argparse.Namespace, tmp: Path, shape: Shape, requests: Path,
-                      warmup: Path, database: str) -> dict[str, float]:
-    """One run on a fresh database: figures, then the stored = 2xx and exact-count checks."""
+def start_hookwatch(port: int, database: str, log: Path) -> subprocess.Popen[bytes]:
+    """`hookwatch serve` on `database` (migrated at start, SQLite synchronous=FULL), signed
+    with SECRET, up and answering when this returns."""
     env = {**os.environ, "HOOKWATCH_DATABASE_URL": database,
            "HOOKWATCH_WEBHOOK_SECRETS": SECRET, "HOOKWATCH_AUTO_MIGRATE": "true",
            "HOOKWATCH_SQLITE_SYNCHRONOUS": "FULL"}
-    log = tmp / f"hookwatch-{shape.name}.log"
-    hw = serve([str(VENV_BIN / "hookwatch"), "serve", "--port", str(args.port),
+    hw = serve([str(VENV_BIN / "hookwatch"), "serve", "--port", str(port),
                 "--log-level", "warning"], env, log)
     try:
-        wait_up(f"http://127.0.0.1:{args.port}/healthz", log=log)
+        wait_up(f"http://127.0.0.1:{port}/healthz", log=log)
+    except BaseException:
+        stop(hw)
+        raise
+    return hw
+
+
+def measure_hookwatch(args: argparse.Namespace, tmp: Path, shape: Shape, requests: Path,
+                      warmup: Path, database: str) -> dict[str, float]:
+    """One run on a fresh database: figures, then the stored = 2xx and exact-count checks."""
+    log = tmp / f"hookwatch-{shape.name}.log"
+    hw = start_hookwatch(args.port, database, log)
+    try:
         warm = run_wrk(args, args.port, warmup, WARMUP_S)
         result = measure(args, hw.pid, args.port, requests)
         result["ok_total"] = result["ok"] + warm["ok"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import subprocess
 import sys
 import tempfile
@@ -28,9 +27,8 @@ from bench.bench_ingest import (  # noqa: E402
     children,
     free_port,
     run_wrk,
-    serve,
+    start_hookwatch,
     stop,
-    wait_up,
 )
 from bench.shapes import SHAPES, write_requests  # noqa: E402
 
@@ -73,13 +71,9 @@ def main() -> int:
     requests = tmp / "requests.tsv"
     write_requests(requests, SHAPES[args.shape], 16_000 * (args.duration + 2), SECRET,
                    time.time())
-    env = {**os.environ, "HOOKWATCH_DATABASE_URL": f"sqlite:///{tmp}/profile.db",
-           "HOOKWATCH_WEBHOOK_SECRETS": SECRET, "HOOKWATCH_AUTO_MIGRATE": "true"}
-    hw = serve([str(VENV_BIN / "hookwatch"), "serve", "--port", str(args.port),
-                "--log-level", "warning"], env, tmp / "hookwatch.log")
+    hw = start_hookwatch(args.port, f"sqlite:///{tmp}/profile.db", tmp / "hookwatch.log")
     spies: list[subprocess.Popen[bytes]] = []
     try:
-        wait_up(f"http://127.0.0.1:{args.port}/healthz", log=tmp / "hookwatch.log")
         writer = children(hw.pid)
         for name, pid in [("web", hw.pid), *(("writer", p) for p in writer)]:
             spies.append(subprocess.Popen(

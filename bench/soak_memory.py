@@ -11,7 +11,6 @@ peak, and checks that the events stored equal the 2xx answers sent.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -26,14 +25,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_ingest import (  # noqa: E402
     SECRET,
-    VENV_BIN,
     answered_2xx,
     children,
     free_port,
     memory_mib,
-    serve,
+    start_hookwatch,
     stop,
-    wait_up,
 )
 from bench.shapes import SHAPES, write_requests  # noqa: E402
 
@@ -60,15 +57,10 @@ def main() -> int:
     print(f"preparing {args.rate * args.duration:,} {args.shape} requests ...", flush=True)
     write_requests(requests, SHAPES[args.shape], args.rate * args.duration, SECRET, time.time())
     port, database = free_port(), f"sqlite:///{tmp}/soak.db"
-    env = {"HOOKWATCH_DATABASE_URL": database, "HOOKWATCH_WEBHOOK_SECRETS": SECRET,
-           "HOOKWATCH_AUTO_MIGRATE": "true", "HOOKWATCH_SQLITE_SYNCHRONOUS": "FULL"}
-    log = tmp / "hookwatch.log"
-    hw = serve([str(VENV_BIN / "hookwatch"), "serve", "--port", str(port), "--log-level",
-                "warning"], {**os.environ, **env}, log)
+    hw = start_hookwatch(port, database, tmp / "hookwatch.log")
     web: list[float] = []
     writer: list[float] = []
     try:
-        wait_up(f"http://127.0.0.1:{port}/healthz", log=log)
         wrk = threading.Thread(target=subprocess.run, daemon=True, args=([
             "wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s", "--timeout", "10s",
             "-s", str(ROOT / "bench" / "replay.lua"), f"http://127.0.0.1:{port}/hooks/replicate",
