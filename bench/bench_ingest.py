@@ -318,7 +318,8 @@ def report(args: argparse.Namespace, shapes: list[Shape],
                key=lambda r: r["hwm"] + r["child_hwm"])
     print(f"\nhookwatch resident memory, largest run: web process {peak['rss']:.0f} MiB (peak "
           f"{peak['hwm']:.0f}), writer process {peak['child_rss']:.0f} MiB (peak "
-          f"{peak['child_hwm']:.0f}); together at most {peak['hwm'] + peak['child_hwm']:.0f} MiB")
+          f"{peak['child_hwm']:.0f}); together at most {peak['hwm'] + peak['child_hwm']:.0f} MiB "
+          f"after {args.duration} s (it grows for a minute or more: bench/soak_memory.py)")
     print("ratio: hookwatch's committed webhooks/s over the bare FastAPI endpoint's req/s, per "
           "round, median first (target >= 0.90x, p99 < 25 ms)")
     print(f"cores: the whole machine's busy cores during the run, wrk and everyone else included "
