@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from hookwatch.config import Config, ConfigError, load_config
@@ -85,16 +87,16 @@ def schema_problem(settings: Settings) -> str | None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from hookwatch.storage.engine import make_engine
-    from hookwatch.storage.revision import SchemaOutdated, require_current
+    from hookwatch.storage.revision import SchemaOutdated, is_current, require_current
 
     problem = folder_problem(settings.database_url)
     if problem is not None:
         return problem
     migrates = settings.auto_migrate if settings.auto_migrate is not None else settings.is_sqlite
-    if migrates:
-        return None
     engine = make_engine(settings.database_url)
     try:
+        if migrates:
+            return None if is_current(engine) else migrate_apart(settings.database_url)
         require_current(engine)
     except SchemaOutdated as exc:
         return str(exc)
@@ -104,3 +106,21 @@ def schema_problem(settings: Settings) -> str | None:
     finally:
         engine.dispose()
     return None
+
+
+def migrate_apart(database_url: str) -> str | None:
+    """Upgrade the schema in a child process (storage.migrate's `upgrade`): the server that
+    starts next finds it current and never loads Alembic. None, or why it failed."""
+    from hookwatch.storage.engine import in_memory
+
+    if in_memory(database_url):
+        return None  # only this process can see it; the app migrates it in place
+    done = subprocess.run(
+        [sys.executable, "-m", "hookwatch.storage.migrate", "upgrade"], input=database_url,
+        capture_output=True, text=True, check=False,
+    )
+    if done.returncode == 0:
+        return None
+    reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+    return f"the schema migration failed, nothing changed ({reason})"
+

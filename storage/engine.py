@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from hookwatch.storage.writer_child import ChildConfig
 
@@ -46,6 +46,14 @@ def sqlite_pragmas(synchronous: str, busy_timeout: float = BUSY_TIMEOUT) -> list
     ]
 
 
+def in_memory(url: str | URL) -> bool:
+    """An in-memory SQLite database: it lives in the process that opened it, and no other
+    process (the writer's, a migration's) can reach it."""
+    url = make_url(url)
+    return url.get_backend_name() == "sqlite" and (
+        not url.database or url.database == ":memory:" or url.query.get("mode") == "memory")
+
+
 def writer_process_config(
     engine: Engine, *, sqlite_synchronous: str = "FULL", retries: int = 3,
     sqlite_busy_timeout: float = BUSY_TIMEOUT,
@@ -54,7 +62,7 @@ def writer_process_config(
     (an in-memory SQLite database lives in this process only)."""
     if engine.dialect.name == "sqlite":
         database = engine.url.database
-        if not database or database == ":memory:" or engine.url.query.get("mode") == "memory":
+        if database is None or in_memory(engine.url):
             return None
         # The child checkpoints between batches rather than inside a commit (writer_child).
         setup = [*sqlite_pragmas(sqlite_synchronous, sqlite_busy_timeout),

@@ -146,12 +146,36 @@ def make_revision(message: str) -> Path:
     return Path(scripts[0].path) if scripts and scripts[0] is not None else MIGRATIONS
 
 
+def _upgrade_from_stdin() -> int:
+    """`serve`'s migration, in a process of its own so that Alembic, Mako and Pygments (8 MiB)
+    never load into the long-lived server (hookwatch.startup). The URL comes on stdin: a
+    password on the command line would show in `ps`."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from hookwatch.storage.engine import make_engine
+
+    engine = make_engine(sys.stdin.read().strip())
+    try:
+        before, after = upgrade(engine)
+    except (SQLAlchemyError, SchemaOutdated) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        print(f"{type(exc).__name__}: {reason}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(f"{before or 'empty'} {after}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m storage.migrate")
     sub = parser.add_subparsers(dest="command", required=True)
     rev = sub.add_parser("revision", help="autogenerate the next migration from the models")
     rev.add_argument("-m", "--message", required=True)
+    sub.add_parser("upgrade", help="upgrade the database whose URL is on stdin to head")
     args = parser.parse_args(argv)
+    if args.command == "upgrade":
+        return _upgrade_from_stdin()
     path = make_revision(args.message)
     print(f"wrote {path}: review it (portable types, no data loss) before committing")
     return 0

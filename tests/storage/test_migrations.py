@@ -166,6 +166,47 @@ def test_serve_command_refuses_an_outdated_schema(
     assert "run `hookwatch migrate`" in refusal
 
 
+PROBE_SERVE_START = """
+import sys
+from hookwatch.settings import Settings
+from hookwatch.startup import schema_problem
+print(schema_problem(Settings(database_url=sys.argv[1], auto_migrate=True)))
+print(" ".join(sorted({m.split(".")[0] for m in sys.modules})))
+"""
+
+
+def serve_start(url: str) -> tuple[str, set[str]]:
+    """What `serve`'s pre-start check says on `url`, and the packages its process then holds."""
+    out = subprocess.run([sys.executable, "-c", PROBE_SERVE_START, url], capture_output=True,
+                         text=True, timeout=120, check=True, env=_env(url))
+    refusal, packages = out.stdout.splitlines()
+    return refusal, set(packages.split())
+
+
+def test_serve_migrates_in_a_child_process(db_url: str) -> None:
+    """Alembic and Mako (and Mako's Pygments plugin: 8 MiB together) stay out of the server
+    that runs for weeks."""
+    refusal, packages = serve_start(db_url)
+    assert refusal == "None"
+    assert not packages & {"alembic", "mako"}
+    engine = make_engine(db_url)
+    try:
+        assert is_current(engine)
+    finally:
+        engine.dispose()
+
+
+def test_a_failed_migration_at_start_is_a_refusal_with_its_reason(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    with engine.begin() as conn:  # a revision this version does not know: a newer hookwatch's
+        conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)"))
+        conn.execute(text("INSERT INTO alembic_version VALUES ('9999')"))
+    engine.dispose()
+    refusal, _ = serve_start(sqlite_url)
+    assert refusal.startswith("the schema migration failed, nothing changed (")
+    assert "9999" in refusal
+
+
 def test_migrate_waits_for_a_concurrent_migration(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
