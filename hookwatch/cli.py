@@ -130,6 +130,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from hookwatch.storage.engine import make_engine
+    from hookwatch.storage.health import error_line
     from hookwatch.storage.migrate import head_revision, upgrade
     from hookwatch.storage.revision import SchemaOutdated, current_revision
 
@@ -158,8 +159,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
               flush=True)
         before, after = upgrade(engine, on_step=step)
     except (SQLAlchemyError, SchemaOutdated) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        print(f"migrate: failed, nothing changed: {type(exc).__name__}: {reason}", file=sys.stderr)
+        print(f"migrate: failed, nothing changed: {error_line(exc)}", file=sys.stderr)
         return 1
     finally:
         engine.dispose()

@@ -87,6 +87,7 @@ def schema_problem(settings: Settings) -> str | None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from hookwatch.storage.engine import make_engine
+    from hookwatch.storage.health import error_line
     from hookwatch.storage.revision import SchemaOutdated, is_current, require_current
 
     problem = folder_problem(settings.database_url)
@@ -101,8 +102,7 @@ def schema_problem(settings: Settings) -> str | None:
     except SchemaOutdated as exc:
         return str(exc)
     except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        return f"cannot reach the database ({type(exc).__name__}: {reason})"
+        return f"cannot reach the database ({error_line(exc)})"
     finally:
         engine.dispose()
     return None

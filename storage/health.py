@@ -120,6 +120,13 @@ def unavailable_reason(exc: BaseException) -> str | None:
     return None
 
 
+def error_line(exc: BaseException) -> str:
+    """The error's type and the first line of what the driver said (SQLAlchemy's wrapper adds
+    the statement and its parameters on later lines; those stay out of messages)."""
+    said = str(getattr(exc, "orig", None) or exc).strip()
+    return f"{type(exc).__name__}: {said.splitlines()[0]}" if said else type(exc).__name__
+
+
 def _is_psycopg_operational(exc: BaseException) -> bool:
     psycopg: Any = sys.modules.get("psycopg")
     return psycopg is not None and isinstance(exc, psycopg.OperationalError)

@@ -153,13 +153,13 @@ def _upgrade_from_stdin() -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from hookwatch.storage.engine import make_engine
+    from hookwatch.storage.health import error_line
 
     engine = make_engine(sys.stdin.read().strip())
     try:
         before, after = upgrade(engine)
     except (SQLAlchemyError, SchemaOutdated) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        print(f"{type(exc).__name__}: {reason}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return 1
     finally:
         engine.dispose()
