@@ -11,12 +11,12 @@ import pytest
 REPORT = "import sys; print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
 
 
-def loaded(module: str, *, then: str = "") -> set[str]:
+def loaded(module: str, *, then: str = "", env: dict[str, str] | None = None) -> set[str]:
     """The top-level packages a fresh interpreter holds after importing `module` (and running
-    the statements `then`)."""
+    the statements `then`, in the environment `env` if given)."""
     code = "\n".join([f"import {module}", then, REPORT])
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                         text=True, timeout=60)
+                         text=True, timeout=120, env=env)
     return set(out.stdout.split())
 
 

@@ -18,6 +18,7 @@ from sqlmodel import SQLModel
 
 from hookwatch.app import create_app
 from hookwatch.cli import main
+from hookwatch.startup import schema_problem
 from hookwatch.storage.engine import make_engine
 from hookwatch.storage.migrate import (
     alembic_config,
@@ -36,6 +37,7 @@ from hookwatch.storage.revision import (
     require_current,
 )
 from tests.conftest import ManualClock, free_port, make_settings
+from tests.test_imports import loaded
 
 ROOT = Path(__file__).resolve().parents[2]
 HOOKWATCH = [sys.executable, "-m", "hookwatch"]
@@ -166,28 +168,13 @@ def test_serve_command_refuses_an_outdated_schema(
     assert "run `hookwatch migrate`" in refusal
 
 
-PROBE_SERVE_START = """
-import sys
-from hookwatch.settings import Settings
-from hookwatch.startup import schema_problem
-print(schema_problem(Settings(database_url=sys.argv[1], auto_migrate=True)))
-print(" ".join(sorted({m.split(".")[0] for m in sys.modules})))
-"""
-
-
-def serve_start(url: str) -> tuple[str, set[str]]:
-    """What `serve`'s pre-start check says on `url`, and the packages its process then holds."""
-    out = subprocess.run([sys.executable, "-c", PROBE_SERVE_START, url], capture_output=True,
-                         text=True, timeout=120, check=True, env=_env(url))
-    refusal, packages = out.stdout.splitlines()
-    return refusal, set(packages.split())
-
-
 def test_serve_migrates_in_a_child_process(db_url: str) -> None:
     """Alembic and Mako (and Mako's Pygments plugin: 8 MiB together) stay out of the server
     that runs for weeks."""
-    refusal, packages = serve_start(db_url)
-    assert refusal == "None"
+    check = ("from hookwatch.settings import Settings\n"
+             f"assert schema_problem(Settings(database_url={db_url!r}, auto_migrate=True)) is None")
+    packages = loaded("hookwatch.startup", then="from hookwatch.startup import schema_problem\n"
+                      + check, env=_env(db_url))
     assert not packages & {"alembic", "mako"}
     engine = make_engine(db_url)
     try:
@@ -202,7 +189,8 @@ def test_a_failed_migration_at_start_is_a_refusal_with_its_reason(sqlite_url: st
         conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)"))
         conn.execute(text("INSERT INTO alembic_version VALUES ('9999')"))
     engine.dispose()
-    refusal, _ = serve_start(sqlite_url)
+    refusal = schema_problem(make_settings(sqlite_url, auto_migrate=True))
+    assert refusal is not None
     assert refusal.startswith("the schema migration failed, nothing changed (")
     assert "9999" in refusal
 
