@@ -10,6 +10,8 @@ last, head and body together. Deadlines are checked by one sweep per event loop,
 timeout, rather than by a timer per request: arming and cancelling two timers per webhook cost
 about a tenth of the hot path's CPU (bench/README.md). The app learns through the scope's
 `extensions` that the server keeps the deadline, so it arms none of its own (hooks.route).
+It also hands uvicorn a transport that sends a response's head and body in one write
+(hooks.coalesce).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import asyncio
 from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from hookwatch.hooks.coalesce import CoalescingTransport
 
 MAX_HEAD_BYTES = 64 * 1024
 REQUEST_TIMEOUT = 10.0
@@ -54,7 +58,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._request: RequestDeadline | None = None
         self._completed_this_read = False  # a request ended inside the current read
         self._exact_head = False  # this head began mid-read, after bytes the count reset past
-        super().connection_made(transport)
+        # A response's head and body in one send (hooks.coalesce).
+        super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
         # A connection that never sends a byte is timed from its opening.
         self._deadline: float | None = self.loop.time() + self.request_timeout
         self._watch()
