@@ -38,7 +38,7 @@ from typing import IO, Any
 
 from hookwatch.storage.batch import BatchResult, NewEvent
 from hookwatch.storage.deferral import Deferral
-from hookwatch.storage.frames import LENGTH, Frames, frame, send
+from hookwatch.storage.frames import LENGTH, Frames, frame, send, widen
 from hookwatch.storage.health import unavailable_reason
 from hookwatch.storage.rollups import Counted
 from hookwatch.storage.transaction import commit_events
@@ -154,6 +154,7 @@ class WriterChild:
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             )
             assert proc.stdin is not None
+            widen(proc.stdin.get_extra_info("pipe"))
             try:
                 # The config carries the password: over the pipe, never on the command line.
                 proc.stdin.write(frame(self._config))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import fcntl
 import os
 import signal
 import time
@@ -17,6 +18,7 @@ from sqlalchemy import Engine, text
 
 from hookwatch.storage.batch import NewEvent
 from hookwatch.storage.engine import writer_process_config
+from hookwatch.storage.frames import PIPE_BYTES
 from hookwatch.storage.writer import Writer, WriterUnavailable
 from hookwatch.storage.writer_child import MERGE_EVENTS, ChildConfig, ChildFailed, WriterChild
 from tests.conftest import ManualClock
@@ -318,6 +320,32 @@ def test_events_and_outcomes_cross_the_pipe_whole() -> None:
     assert back == ev and back.rank == ev.rank
     counted = Counted("p", "failed", "m", "d", "v", 0.5, 0.25, "boom")
     assert pickle.loads(pickle.dumps(counted)) == counted
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_GETPIPE_SZ"), reason="Linux's pipe sizes")
+def test_a_batch_of_completed_webhooks_fits_the_pipe_at_once(
+    sqlite_engine: Engine, clock: ManualClock
+) -> None:
+    """16 webhooks with 50 lines of logs are over 64 KiB, the default pipe: the parent wrote them
+    in two calls with a wait between (storage.frames.widen)."""
+    logs = "".join(f"{i:3d}%|#####     | {i}/47 [00:01<00:02, 9.87it/s]\n" for i in range(50))
+    batch = [event({"id": f"big{i}", "status": "succeeded", "model": "m", "logs": logs * 2},
+                   key=f"id:big{i}", at=clock.now) for i in range(MERGE_EVENTS)]
+    assert sum(len(e.body) for e in batch) > 64 * 1024
+
+    async def body(writer: Writer) -> tuple[int, list[bool]]:
+        # The pipe as the child reads it: its fd 0, opened again through /proc.
+        fd = os.open(f"/proc/{child_pid(writer)}/fd/0", os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            size = fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
+        finally:
+            os.close(fd)
+        return size, list(await asyncio.gather(*(writer.submit(e) for e in batch)))
+
+    size, duplicates = run_writer(sqlite_engine, clock, body)
+    assert size == PIPE_BYTES
+    assert duplicates == [False] * MERGE_EVENTS
+    assert scalar(sqlite_engine, "SELECT count(*) FROM events") == MERGE_EVENTS
 
 
 PARENT = """
