@@ -87,9 +87,22 @@ _counted_fields = operator.attrgetter(*(f.name for f in dataclasses.fields(Count
 BucketKey = tuple[int, int, str, str]  # resolution, start, scope, name
 
 
-MinuteKey = tuple[int, str, str]  # minute start, scope, name
-HistKey = tuple[int, str, str, str, int]  # minute start, scope, name, metric, bin
+ScopeKey = tuple[str, str]  # scope, name
 LatencyKey = tuple[int, int, str, str, str, int]  # resolution, start, scope, name, metric, bin
+
+
+@dataclass(slots=True)
+class ScopeFold:
+    """One scope's increments: outcome rows per minute start, and counts per (minute start,
+    metric, bin). Hours and days are sums of minutes, so a fold over many batches
+    (storage.tally) keeps minutes only and spreads them once, when written."""
+
+    minutes: dict[int, list[float]] = dataclasses.field(default_factory=dict)
+    hist: dict[tuple[int, str, int], int] = dataclasses.field(default_factory=dict)
+
+    def rows(self) -> int:
+        """How many bucket rows this spreads to."""
+        return len(self.minutes) * len(RESOLUTIONS) + len(self.hist) * len(LATENCY_RESOLUTIONS)
 
 
 def bucket_increments(
@@ -99,56 +112,69 @@ def bucket_increments(
 
     Outcome rows are [succeeded, failed, canceled, aborted, other, pt_sum, pt_count].
     """
-    minutes: dict[MinuteKey, list[float]] = {}
-    hist: dict[HistKey, int] = {}
-    count_minutes(counted, at, minutes, hist)
-    return spread(minutes, hist)
+    folds: dict[ScopeKey, ScopeFold] = {}
+    count_minutes(counted, at, folds)
+    return spread(folds.items())
 
 
-def count_minutes(counted: Iterable[Counted], at: float, minutes: dict[MinuteKey, list[float]],
-                  hist: dict[HistKey, int]) -> None:
-    """Add outcomes counted at `at` to per-minute rows. Hours and days are sums of minutes,
-    so a fold over many batches (storage.tally) keeps minutes only, and spreads them once."""
+def count_minutes(counted: Iterable[Counted], at: float, folds: dict[ScopeKey, ScopeFold]) -> int:
+    """Add outcomes counted at `at` to the folds of their scopes, in place (straight into the
+    writer's tally: no per-batch dicts to merge afterwards). Returns how many minute and bin
+    keys were new."""
     when = int(at)
     minute = when - when % 60
+    new = 0
     for item in counted:
-        column = OUTCOMES.index(item.status) if item.status in OUTCOMES else 4
+        column = _COLUMN.get(item.status, 4)
         bins = [
-            (metric, latency_bin(value))
+            (minute, metric, latency_bin(value))
             for metric, value in (("predict", item.predict_time), ("queue", item.queue_time),
                                   ("total", item.total_time))
             if value is not None and value >= 0
         ]
-        for scope, name in scope_names(item.model, item.deployment, item.version):
-            key = (minute, scope, name)
-            row = minutes.get(key)
+        for key in scope_names(item.model, item.deployment, item.version):
+            fold = folds.get(key)
+            if fold is None:
+                fold = folds[key] = ScopeFold()
+            row = fold.minutes.get(minute)
             if row is None:
-                row = minutes[key] = [0, 0, 0, 0, 0, 0.0, 0]
+                row = fold.minutes[minute] = [0, 0, 0, 0, 0, 0.0, 0]
+                new += 1
             row[column] += 1
             if item.predict_time is not None:
                 row[5] += item.predict_time
                 row[6] += 1
-            for metric, bin_index in bins:
-                hkey = (minute, scope, name, metric, bin_index)
-                hist[hkey] = hist.get(hkey, 0) + 1
+            hist = fold.hist
+            for hkey in bins:
+                count = hist.get(hkey)
+                if count is None:
+                    hist[hkey] = 1
+                    new += 1
+                else:
+                    hist[hkey] = count + 1
+    return new
 
 
-def spread(minutes: dict[MinuteKey, list[float]], hist: dict[HistKey, int]
+_COLUMN = {status: i for i, status in enumerate(OUTCOMES)}
+
+
+def spread(folds: Iterable[tuple[ScopeKey, ScopeFold]]
            ) -> tuple[dict[BucketKey, list[float]], dict[LatencyKey, int]]:
     """Minute rows as the rows of every resolution (latency: LATENCY_RESOLUTIONS)."""
     outcomes: dict[BucketKey, list[float]] = {}
     latency: dict[LatencyKey, int] = {}
-    for (minute, scope, name), row in minutes.items():
-        for resolution in RESOLUTIONS:
-            key = (resolution, minute - minute % resolution, scope, name)
-            mine = outcomes.get(key)
-            if mine is None:
-                outcomes[key] = list(row)
-            else:
-                for i, value in enumerate(row):
-                    mine[i] += value
-    for (minute, scope, name, metric, bin_index), count in hist.items():
-        for resolution in LATENCY_RESOLUTIONS:
-            lkey = (resolution, minute - minute % resolution, scope, name, metric, bin_index)
-            latency[lkey] = latency.get(lkey, 0) + count
+    for (scope, name), fold in folds:
+        for minute, row in fold.minutes.items():
+            for resolution in RESOLUTIONS:
+                key = (resolution, minute - minute % resolution, scope, name)
+                mine = outcomes.get(key)
+                if mine is None:
+                    outcomes[key] = list(row)
+                else:
+                    for i, value in enumerate(row):
+                        mine[i] += value
+        for (minute, metric, bin_index), count in fold.hist.items():
+            for resolution in LATENCY_RESOLUTIONS:
+                lkey = (resolution, minute - minute % resolution, scope, name, metric, bin_index)
+                latency[lkey] = latency.get(lkey, 0) + count
     return outcomes, latency

@@ -22,15 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hookwatch.storage.rollups import (
-    LATENCY_RESOLUTIONS,
-    RESOLUTIONS,
-    Counted,
-    HistKey,
-    MinuteKey,
-    count_minutes,
-    spread,
-)
+from hookwatch.storage.rollups import Counted, ScopeFold, ScopeKey, count_minutes, spread
 
 FLUSH_EVERY = 0.5
 """Seconds a fold may wait before it is written, while batches keep coming (an idle writer
@@ -66,21 +58,6 @@ def counted_from_row(r: Any) -> Counted:
     )
 
 
-ScopeKey = tuple[str, str]  # scope, name
-
-
-@dataclass
-class ScopeFold:
-    """One scope's folded increments: per minute, and per (minute, metric, bin)."""
-
-    minutes: dict[int, list[float]] = field(default_factory=dict)
-    hist: dict[tuple[int, str, int], int] = field(default_factory=dict)
-
-    def rows(self) -> int:
-        """How many bucket rows this spreads to."""
-        return len(self.minutes) * len(RESOLUTIONS) + len(self.hist) * len(LATENCY_RESOLUTIONS)
-
-
 @dataclass
 class Tally:
     """Committed outcomes whose bucket increments are not written yet, folded per scope and
@@ -98,26 +75,7 @@ class Tally:
 
     def add(self, batch_id: str, counted: list[Counted], at: float, *, now: float) -> None:
         """A committed batch's outcomes, counted at `at` (its commit time)."""
-        minutes: dict[MinuteKey, list[float]] = {}
-        hist: dict[HistKey, int] = {}
-        count_minutes(counted, at, minutes, hist)
-        for (minute, scope, name), row in minutes.items():
-            fold = self.scopes.get((scope, name))
-            if fold is None:
-                fold = self.scopes[scope, name] = ScopeFold()
-            mine = fold.minutes.get(minute)
-            if mine is None:
-                fold.minutes[minute] = row
-                self.keys += 1
-            else:
-                for i, value in enumerate(row):
-                    mine[i] += value
-        for (minute, scope, name, metric, bin_index), count in hist.items():
-            fold = self.scopes[scope, name]
-            hkey = (minute, metric, bin_index)
-            if hkey not in fold.hist:
-                self.keys += 1
-            fold.hist[hkey] = fold.hist.get(hkey, 0) + count
+        self.keys += count_minutes(counted, at, self.scopes)
         self.batches.append(batch_id)
         self.counted.extend(counted)
         if self.since is None:
@@ -135,15 +93,9 @@ class Tally:
              ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         """Outcome and latency rows for the bucket upserts of these scopes (default: all), in
         the fixed key order."""
-        minutes: dict[MinuteKey, list[float]] = {}
-        hist: dict[HistKey, int] = {}
-        for scope, name in self.scopes if names is None else names:
-            fold = self.scopes[scope, name]
-            for minute, row in fold.minutes.items():
-                minutes[minute, scope, name] = row
-            for (minute, metric, bin_index), count in fold.hist.items():
-                hist[minute, scope, name, metric, bin_index] = count
-        outcomes, latency = spread(minutes, hist)
+        scopes = self.scopes
+        keys = scopes if names is None else names
+        outcomes, latency = spread((key, scopes[key]) for key in keys)
         return ([(*k, *outcomes[k]) for k in sorted(outcomes)],
                 [(*k, latency[k]) for k in sorted(latency)])
 
