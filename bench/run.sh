@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
-for bench in ingest alert_latency evaluate regression dashboard guard size replicas; do
+for bench in ingest writer alert_latency evaluate regression dashboard guard size replicas; do
   echo "== bench/bench_$bench.py"
   $PY "bench/bench_$bench.py"
   echo
