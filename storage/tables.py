@@ -53,6 +53,7 @@ class Prediction(SQLModel, table=True):
     deployment: str | None = Field(default=None, max_length=300)
     error: str | None = Field(default=None, sa_column=Column(Text))
     fingerprint: str | None = Field(default=None, sa_column=Column(Text))
+    # Only for predictions that ended other than succeeded (storage.batch.kept_logs).
     logs: str | None = Field(default=None, sa_column=Column(Text))
     created_at: float | None = None
     started_at: float | None = None

@@ -108,6 +108,36 @@ def test_prediction_page_shows_timeline_error_and_log_tail_not_payloads(
         assert re.search(r'<pre id="input">\{\n  &#34;prompt&#34;', page)
 
 
+def test_prediction_page_reads_logs_from_the_events_and_a_failure_keeps_its_own(
+    dash_app: Callable[..., FastAPI], clock: ManualClock
+) -> None:
+    """A succeeded prediction's logs are shown from its stored webhook (the row keeps none);
+    once raw events are pruned, a failed prediction still shows its logs, a succeeded one says
+    why it has none."""
+    app = dash_app()
+    with TestClient(app) as client:
+        for pid, status in (("ok1", "succeeded"), ("bad1", "failed")):
+            for step, state in enumerate(("processing", status), start=1):
+                clock.advance(2)
+                helpers.send(client, clock, helpers.body(
+                    state, at=clock.now, prediction_id=pid,
+                    logs="".join(f"{pid} step {i}\n" for i in range(1, step + 1)),
+                    error="CUDA out of memory" if state == "failed" else None))
+
+        def logs(pid: str) -> str | None:
+            found = re.search(r'<pre id="logs">(.*?)</pre>', client.get(f"/predictions/{pid}").text,
+                              re.S)
+            return found.group(1) if found else None
+
+        assert logs("ok1") == "ok1 step 1\nok1 step 2"
+        assert logs("bad1") == "bad1 step 1\nbad1 step 2"
+        with app.state.runtime.engine.begin() as conn:  # what storage.prune does, at once
+            conn.exec_driver_sql("DELETE FROM events")
+        assert logs("bad1") == "bad1 step 1\nbad1 step 2"
+        assert logs("ok1") is None
+        assert "No logs kept" in client.get("/predictions/ok1").text
+
+
 def _firing(app: FastAPI, client: TestClient, clock: ManualClock) -> int:
     for i in range(6):
         clock.advance(10)

@@ -7,9 +7,12 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Engine, text
+from sqlmodel import Session
 
+from hookwatch.dashboard.prediction_logs import state_logs
 from hookwatch.hooks.payload import parse_json, read_prediction
 from hookwatch.storage.batch import NewEvent
+from hookwatch.storage.queries import prediction_events
 
 
 def event(
@@ -49,3 +52,11 @@ def outcome_totals(engine: Engine, *, resolution: int = 60) -> dict[tuple[str, s
             "sum(other) FROM outcome_buckets WHERE resolution = :r GROUP BY scope, name"
         ), {"r": resolution})
         return {(r[0], r[1]): tuple(int(v) for v in r[2:]) for r in rows}
+
+
+def shown_logs(engine: Engine, pid: str) -> str | None:
+    """The logs the prediction page shows: read from the stored events in state order
+    (dashboard.prediction_logs), else the row's own (kept for failed predictions)."""
+    with Session(engine) as session:
+        found = state_logs(prediction_events(session, prediction_id=pid))
+    return found if found is not None else prediction(engine, pid)["logs"]

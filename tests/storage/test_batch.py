@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from hookwatch.storage.writer import Writer
 from tests.conftest import FIXTURES, ManualClock, fixture_bytes
-from tests.storage.conftest import event, outcome_totals, prediction, scalar
+from tests.storage.conftest import event, outcome_totals, prediction, scalar, shown_logs
 
 MODEL = "acme/sdxl"
 
@@ -62,7 +62,9 @@ def test_cog_lifecycle_with_query_labels(engine: Engine, clock: ManualClock) -> 
         row = prediction(engine, pid)
         assert row["status"] == mine[-1]["status"]
         assert row["event_count"] == len(mine)
-        assert row["logs"] == mine[-1]["logs"]
+        assert shown_logs(engine, pid) == mine[-1]["logs"]
+        # The row keeps a failed prediction's logs; a succeeded one's stay in its events.
+        assert row["logs"] == (mine[-1]["logs"] if row["status"] == "failed" else None)
         assert (row["model"], row["deployment"]) == ("acme/cog", "acme/cog-prod")
     assert prediction(engine, "p2")["error"].endswith("RuntimeError: boom")
     assert outcome_totals(engine)[("deployment", "acme/cog-prod")] == (1, 1, 0, 0, 0)
@@ -97,7 +99,8 @@ def test_terminal_then_late_processing_stays_terminal(engine: Engine, clock: Man
     result = writer.commit([event(late, key="id:late", at=t + 1, sent_at=t + 5)])
     assert result.counted == []
     row = prediction(engine, "p1")
-    assert (row["status"], row["logs"], row["predict_time"]) == ("succeeded", "all done", 1.5)
+    assert (row["status"], row["predict_time"]) == ("succeeded", 1.5)
+    assert shown_logs(engine, "p1") == "all done"
     assert row["deployment"] == "acme/prod"  # a label is still filled in from any event
     assert row["event_count"] == 2
     assert outcome_totals(engine)[("model", MODEL)] == (1, 0, 0, 0, 0)
@@ -112,7 +115,8 @@ def test_older_event_never_overwrites_newer(engine: Engine, clock: ManualClock) 
         event(body(status="starting"), key="id:s", at=t + 1, sent_at=t - 2),
     ])
     row = prediction(engine, "p1")
-    assert (row["status"], row["logs"], row["event_count"]) == ("processing", "step 2", 3)
+    assert (row["status"], row["event_count"]) == ("processing", 3)
+    assert shown_logs(engine, "p1") == "step 2"
 
 
 @pytest.mark.parametrize("together", [False, True], ids=["two-batches", "one-batch"])
@@ -192,3 +196,36 @@ def test_async_writer_group_commits(engine: Engine, clock: ManualClock) -> None:
     assert duplicates.count(False) == 150
     assert scalar(engine, "SELECT count(*) FROM events") == 150
     assert scalar(engine, "SELECT sum(event_count) FROM predictions") == 150
+
+
+@pytest.mark.parametrize(("status", "kept"), [
+    ("processing", False), ("succeeded", False), ("failed", True), ("canceled", True),
+    ("aborted", True),
+])
+def test_the_row_keeps_logs_only_once_a_prediction_ended_other_than_succeeded(
+    engine: Engine, clock: ManualClock, status: str, kept: bool
+) -> None:
+    """The events hold every body whole; the row's copy of the logs is for a failure to be
+    explained after its events are pruned (storage.batch.kept_logs)."""
+    writer = Writer(engine, clock=clock)
+    writer.commit([event(body(status=status, logs="line 1\nline 2\n"), key="id:1",
+                         at=clock.now)])
+    assert prediction(engine, "p1")["logs"] == ("line 1\nline 2\n" if kept else None)
+    assert shown_logs(engine, "p1") == "line 1\nline 2\n"
+
+
+def test_a_terminal_event_without_logs_shows_the_last_ones_sent(
+    engine: Engine, clock: ManualClock
+) -> None:
+    writer = Writer(engine, clock=clock)
+    t = clock.now
+    writer.commit([event(body(status="processing", logs="step 1\n"), key="id:a", at=t,
+                         sent_at=t)])
+    writer.commit([event(body(status="processing", logs="step 1\nstep 2\n"), key="id:b",
+                         at=t + 1, sent_at=t + 1)])
+    writer.commit([event(body(status="failed", error="boom"), key="id:c", at=t + 2,
+                         sent_at=t + 2)])
+    writer.commit([event(body(status="succeeded", logs="a late second terminal"),
+                         key="id:d", at=t + 3, sent_at=t + 3)])
+    assert prediction(engine, "p1")["status"] == "failed"
+    assert shown_logs(engine, "p1") == "step 1\nstep 2\n"

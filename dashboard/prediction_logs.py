@@ -1,0 +1,44 @@
+"""The logs a prediction page shows: those its state was last given, read from its events.
+
+A prediction's row keeps logs only once it ended other than succeeded
+(storage.batch.kept_logs); every webhook's body is stored whole, so while the events are kept
+the page reads the logs from them, choosing the event the way the row's state was chosen
+(storage.batch: the first terminal event to arrive is final; before it, the highest status,
+then the latest by the sender's time). An event without logs leaves the ones before it, as the
+row's upsert did.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from hookwatch.hooks.payload import PayloadError, read_prediction
+from hookwatch.storage.batch import TERMINAL_RANK, status_rank
+from hookwatch.storage.tables import Event
+
+
+def state_logs(events: Sequence[Event]) -> str | None:
+    """The logs of the event that last gave the prediction its state, else of the one before
+    it, and so on; None when no stored event carried any."""
+    def sent(event: Event) -> tuple[int, float, float, int]:
+        at = event.sent_at if event.sent_at is not None else event.received_at
+        return status_rank(event.status), at, event.received_at, event.id or 0
+
+    ordered = sorted((e for e in events if status_rank(e.status) < TERMINAL_RANK), key=sent)
+    terminal = [e for e in events if status_rank(e.status) == TERMINAL_RANK]
+    if terminal:
+        ordered.append(min(terminal, key=lambda e: (e.received_at, e.id or 0)))
+    for event in reversed(ordered):
+        logs = _logs(event.body)
+        if logs is not None:
+            return logs
+    return None
+
+
+def _logs(body: bytes) -> str | None:
+    """The logs as the receiver reads them (capped, newest end kept), from a stored body."""
+    try:
+        return read_prediction(json.loads(body), {}).get("logs")
+    except (ValueError, PayloadError):  # a body stored by an older version, or reconciled
+        return None
