@@ -10,10 +10,9 @@ row's upsert did.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
-from hookwatch.hooks.payload import PayloadError, read_prediction
+from hookwatch.hooks.payload import PayloadError, parse_json, read_prediction
 from hookwatch.storage.batch import TERMINAL_RANK, status_rank
 from hookwatch.storage.tables import Event
 
@@ -21,11 +20,8 @@ from hookwatch.storage.tables import Event
 def state_logs(events: Sequence[Event]) -> str | None:
     """The logs of the event that last gave the prediction its state, else of the one before
     it, and so on; None when no stored event carried any."""
-    def sent(event: Event) -> tuple[int, float, float, int]:
-        at = event.sent_at if event.sent_at is not None else event.received_at
-        return status_rank(event.status), at, event.received_at, event.id or 0
-
-    ordered = sorted((e for e in events if status_rank(e.status) < TERMINAL_RANK), key=sent)
+    ordered = sorted((e for e in events if status_rank(e.status) < TERMINAL_RANK),
+                     key=_state_order)
     terminal = [e for e in events if status_rank(e.status) == TERMINAL_RANK]
     if terminal:
         ordered.append(min(terminal, key=lambda e: (e.received_at, e.id or 0)))
@@ -36,9 +32,16 @@ def state_logs(events: Sequence[Event]) -> str | None:
     return None
 
 
+def _state_order(event: Event) -> tuple[int, float, float, int]:
+    """Before a terminal event: the higher status wins, then the later sender time (receipt
+    time for unsigned senders), then the later arrival (storage.batch.NewEvent.order_at)."""
+    at = event.sent_at if event.sent_at is not None else event.received_at
+    return status_rank(event.status), at, event.received_at, event.id or 0
+
+
 def _logs(body: bytes) -> str | None:
     """The logs as the receiver reads them (capped, newest end kept), from a stored body."""
     try:
-        return read_prediction(json.loads(body), {}).get("logs")
-    except (ValueError, PayloadError):  # a body stored by an older version, or reconciled
-        return None
+        return read_prediction(parse_json(body), {}).get("logs")
+    except PayloadError:  # read when accepted; the page must not fail on a row
+        return None  # changed since (restored by hand, say)
