@@ -60,7 +60,7 @@ async def run(shape: str, count: int, submitters: int, tmp: Path) -> dict[str, f
     engine.dispose()
     if duplicates or committed != count:
         raise SystemExit(f"{shape}: {committed} of {count} committed, {duplicates} duplicates")
-    return {"events": count, "rate": count / wall, "batch": committed / batches,
+    return {"rate": count / wall, "batch": committed / batches,
             "web": cpu / count * 1e6, "writer": child_cpu / count * 1e6}
 
 

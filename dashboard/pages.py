@@ -19,7 +19,7 @@ from hookwatch.dashboard.context import (
 )
 from hookwatch.dashboard.notfound import not_found
 from hookwatch.dashboard.picture import View
-from hookwatch.dashboard.prediction_logs import state_logs
+from hookwatch.dashboard.prediction_logs import shown_logs
 from hookwatch.dashboard.render import HTML_HEADERS, render
 from hookwatch.dashboard.svg import gaps_defs
 from hookwatch.storage.queries import get_prediction, prediction_events
@@ -101,8 +101,7 @@ def prediction_page(prediction_id: str, request: Request, board: DashboardDep) -
             return not_found(request, "prediction",
                              f"no prediction with id {prediction_id!r} has been recorded")
         events = prediction_events(session, prediction_id=prediction_id)
-    found = state_logs(events)  # the row keeps logs of failed predictions only
-    logs, truncated = log_tail(found if found is not None else row.logs)
+    logs, truncated = log_tail(shown_logs(events, row.logs))
     show = board.show_payloads
     given, made = _payloads([e.body for e in events]) if show else (None, None)
     timeline = [

@@ -17,6 +17,13 @@ from hookwatch.storage.batch import TERMINAL_RANK, status_rank
 from hookwatch.storage.tables import Event
 
 
+def shown_logs(events: Sequence[Event], kept: str | None) -> str | None:
+    """What the page shows: the events' logs in state order, else the row's own (`kept`, for a
+    prediction that ended other than succeeded, once its events are pruned)."""
+    found = state_logs(events)
+    return found if found is not None else kept
+
+
 def state_logs(events: Sequence[Event]) -> str | None:
     """The logs of the event that last gave the prediction its state, else of the one before
     it, and so on; None when no stored event carried any."""

@@ -191,10 +191,10 @@ def _merge(events: list[NewEvent]) -> NewEvent:
 
 def kept_logs(state: NewEvent) -> str | None:
     """The logs a prediction's row keeps: only once it ended other than succeeded, where they
-    explain a failure after its events are pruned. Every other state's logs are in its events'
-    bodies, where the prediction page reads them (dashboard.prediction_logs); on the row they
-    were a second copy, 2-8 KB on every terminal webhook: completed-20 wrote 32.0 -> 25.2 KB and
-    used 107-109 -> 73-89 us of writer CPU an event without it (bench/bench_batch.py)."""
+    explain the failure after its events are pruned. Every other state's logs are in its
+    events' bodies, where the prediction page reads them (dashboard.prediction_logs); on the
+    row they were a second copy of 2-8 KB with every webhook that carried them, a fifth of what
+    a completed webhook wrote (bench/README.md, ninth session)."""
     return state.logs if state.rank == TERMINAL_RANK and state.status != "succeeded" else None
 
 
@@ -251,8 +251,7 @@ def commit_batch(
         pred_rows.append((
             pid, st.status, st.rank, st.model, st.version, st.deployment, st.error,
             fingerprint(st.error) if st.error else None, kept_logs(st), st.created_at,
-            st.started_at,
-            st.completed_at, st.predict_time, now, now, st.order_at, len(group),
+            st.started_at, st.completed_at, st.predict_time, now, now, st.order_at, len(group),
             now if terminal else None, batch_id if terminal else None,
             "reconciled" if st.source == "reconciled" else "webhook",
         ))

@@ -37,10 +37,15 @@ from sqlalchemy import Connection, and_, case, func, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
-from hookwatch.storage.rollups import LATENCY_METRICS, SCOPES, percentile, scope_names
+from hookwatch.storage.rollups import (
+    LATENCY_METRICS,
+    SCOPES,
+    ScopeKey,
+    percentile,
+    scope_names,
+)
 from hookwatch.storage.tables import LatencyBucket, OutcomeBucket, Prediction
 
-ScopeKey = tuple[str, str]
 Db = Session | Connection
 
 MINUTE, HOUR, DAY = 60, 3600, 86400

@@ -117,6 +117,9 @@ def bucket_increments(
     return spread(folds.items())
 
 
+_COLUMN = {status: i for i, status in enumerate(OUTCOMES)}  # outcome row column; others: 4
+
+
 def count_minutes(counted: Iterable[Counted], at: float, folds: dict[ScopeKey, ScopeFold]) -> int:
     """Add outcomes counted at `at` to the folds of their scopes, in place (straight into the
     writer's tally: no per-batch dicts to merge afterwards). Returns how many minute and bin
@@ -153,9 +156,6 @@ def count_minutes(counted: Iterable[Counted], at: float, folds: dict[ScopeKey, S
                 else:
                     hist[hkey] = count + 1
     return new
-
-
-_COLUMN = {status: i for i, status in enumerate(OUTCOMES)}
 
 
 def spread(folds: Iterable[tuple[ScopeKey, ScopeFold]]

@@ -9,7 +9,7 @@ import orjson
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
-from hookwatch.dashboard.prediction_logs import state_logs
+from hookwatch.dashboard.prediction_logs import shown_logs as page_logs
 from hookwatch.hooks.payload import parse_json, read_prediction
 from hookwatch.storage.batch import NewEvent
 from hookwatch.storage.queries import prediction_events
@@ -55,8 +55,7 @@ def outcome_totals(engine: Engine, *, resolution: int = 60) -> dict[tuple[str, s
 
 
 def shown_logs(engine: Engine, pid: str) -> str | None:
-    """The logs the prediction page shows: read from the stored events in state order
-    (dashboard.prediction_logs), else the row's own (kept for failed predictions)."""
+    """The logs the prediction page shows (dashboard.prediction_logs.shown_logs)."""
     with Session(engine) as session:
-        found = state_logs(prediction_events(session, prediction_id=pid))
-    return found if found is not None else prediction(engine, pid)["logs"]
+        events = prediction_events(session, prediction_id=pid)
+    return page_logs(events, prediction(engine, pid)["logs"])
