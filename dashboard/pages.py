@@ -100,7 +100,7 @@ def prediction_page(prediction_id: str, request: Request, board: DashboardDep) -
         if row is None:  # a browser gets a page, a script the JSON 404
             return not_found(request, "prediction",
                              f"no prediction with id {prediction_id!r} has been recorded")
-        events = prediction_events(session, prediction_id=prediction_id)
+        events = prediction_events(session, prediction=row)
     logs, truncated = log_tail(shown_logs(events, row.logs))
     show = board.show_payloads
     given, made = _payloads([e.body for e in events]) if show else (None, None)

@@ -34,7 +34,7 @@ from sqlmodel import Session, col, select
 from hookwatch.hooks.payload import PayloadError, read_prediction
 from hookwatch.storage.batch import TERMINAL_RANK, NewEvent
 from hookwatch.storage.rollups import Counted
-from hookwatch.storage.tables import Event, Prediction, ReconcileCheck
+from hookwatch.storage.tables import Prediction, ReconcileCheck
 from hookwatch.storage.writer import Writer
 
 log = logging.getLogger("hookwatch.reconcile")
@@ -152,9 +152,7 @@ def due_predictions(engine: Engine, *, cutoff: float, now: float, limit: int) ->
             and_(col(check.outcome).in_(_AGAIN), col(check.next_at) <= now),
         ))
         # A Cog server's own predictions (bearer token) do not exist on Replicate's API.
-        .where(exists().where(
-            col(Event.prediction_id) == col(Prediction.id), col(Event.source) == "signed"
-        ))
+        .where(col(Prediction.signed))
         .order_by(col(Prediction.first_seen_at), col(Prediction.id))
         .limit(limit)
     )

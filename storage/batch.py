@@ -13,11 +13,13 @@ import operator
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from hookwatch.storage.fingerprint import fingerprint
 from hookwatch.storage.rollups import Counted, bucket_increments
 from hookwatch.storage.tally import COUNTED_COLUMNS, JOURNAL_INSERT, counted_from_row
+
+R = TypeVar("R")
 
 TERMINAL_RANK = 2
 STATUS_RANK = {"starting": 0, "processing": 1}
@@ -139,13 +141,19 @@ _batch_numbers = itertools.count()
 
 
 _EVENT_COLS = (
-    "dedup_key", "prediction_id", "status", "source", "received_at", "sent_at", "headers", "body"
+    "dedup_key", "prediction_id", "status", "source", "received_at", "sent_at", "headers", "body",
+    "listed",
 )
 _PRED_COLS = (
     "id", "status", "rank", "model", "version", "deployment", "error", "fingerprint", "logs",
     "created_at", "started_at", "completed_at", "predict_time", "first_seen_at", "updated_at",
-    "event_at", "event_count", "counted_at", "counted_by", "source",
+    "event_at", "event_count", "counted_at", "counted_by", "source", "event_ids", "signed",
 )
+LISTED_EVENTS = 64
+"""A prediction's row lists the ids of its first events, up to this many (some 500 bytes, on
+a row each event rewrites anyway); a batch that would pass it lists none of its own, and those
+events are indexed by prediction id instead (tables.Event's partial index)."""
+_LISTS = f"predictions.event_count + excluded.event_count <= {LISTED_EVENTS}"
 # Every SET expression reads the row as it was before this statement (both databases agree).
 _ADVANCE = (
     "(excluded.rank > predictions.rank OR (excluded.rank = predictions.rank"
@@ -161,7 +169,10 @@ _PRED_UPSERT_SET = ", ".join(
     + [f"{c} = COALESCE(excluded.{c}, predictions.{c})" for c in ("model", "version", "deployment")]
     + [f"{c} = COALESCE(predictions.{c}, excluded.{c})" for c in ("created_at", "started_at")]
     + ["updated_at = excluded.updated_at",
-       "event_count = predictions.event_count + excluded.event_count"]
+       "event_count = predictions.event_count + excluded.event_count",
+       f"event_ids = CASE WHEN {_LISTS} THEN COALESCE(predictions.event_ids || ',', '')"
+       " || excluded.event_ids ELSE predictions.event_ids END",
+       "signed = (predictions.signed OR excluded.signed)"]
     + [f"{c} = CASE WHEN {_NEWLY_TERMINAL} THEN excluded.{c} ELSE predictions.{c} END"
        for c in ("counted_at", "counted_by")]
 )
@@ -216,17 +227,17 @@ def commit_batch(
 
     event_rows = [
         (ev.dedup_key, ev.prediction_id, ev.status, ev.source, ev.received_at, ev.sent_at,
-         ev.headers, ev.body)
+         ev.headers, ev.body, True)
         for ev in unique
     ]
-    inserted: set[str] = set()
+    inserted: dict[str, int] = {}  # dedup key -> the new event's id
     for chunk in _chunks(event_rows):
         inserted.update(
-            row[0]
+            (row[0], row[1])
             for row in sql.run(
                 f"INSERT INTO events ({','.join(_EVENT_COLS)}) VALUES "
                 f"{sql.values(len(chunk), len(_EVENT_COLS))} "
-                "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key",
+                "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key, id",
                 [v for row in chunk for v in row],
                 returning=True,
             )
@@ -254,6 +265,9 @@ def commit_batch(
             st.started_at, st.completed_at, st.predict_time, now, now, st.order_at, len(group),
             now if terminal else None, batch_id if terminal else None,
             "reconciled" if st.source == "reconciled" else "webhook",
+            ",".join(str(inserted[ev.dedup_key]) for ev in group)
+            if len(group) <= LISTED_EVENTS else None,
+            any(ev.source == "signed" for ev in group),
         ))
     rows: list[Any] = []
     for chunk in _chunks(pred_rows):
@@ -261,10 +275,12 @@ def commit_batch(
             f"INSERT INTO predictions ({','.join(_PRED_COLS)}) VALUES "
             f"{sql.values(len(chunk), len(_PRED_COLS))} "
             f"ON CONFLICT (id) DO UPDATE SET {_PRED_UPSERT_SET} "
-            f"RETURNING {COUNTED_COLUMNS}",
+            f"RETURNING {COUNTED_COLUMNS}, event_count",
             [v for row in chunk for v in row],
             returning=True,
         ))
+    _unlist(sql, [inserted[ev.dedup_key] for r in rows if r[11] > LISTED_EVENTS
+                  for ev in by_prediction[r[0]]])
     counted = [counted_from_row(r) for r in rows if r[9] == batch_id]
     journaled = None
     if counted and journal is not None:
@@ -276,6 +292,14 @@ def commit_batch(
         # SQLite has one process, whose writer tells its own nudge after the commit.
         sql.run(f"SELECT pg_notify({FAILED_CHANNEL}, '')", ())
     return BatchResult(duplicates, counted, journaled)
+
+
+def _unlist(sql: Sql, ids: list[int]) -> None:
+    """Events their prediction's row did not list: into the index by prediction id. They were
+    inserted by this transaction, so their pages are written anyway."""
+    for chunk in _chunks(sorted(ids)):
+        marks = ",".join([sql.mark] * len(chunk))
+        sql.run(f"UPDATE events SET listed = false WHERE id IN ({marks})", chunk)
 
 
 _OUTCOME_SUMS = ("succeeded", "failed", "canceled", "aborted", "other", "predict_time_sum",
@@ -306,7 +330,7 @@ def upsert_buckets(sql: Sql, outcome_rows: list[tuple[Any, ...]],
     sql.upsert(_LATENCY_UPSERT, latency_rows, 7)
 
 
-def _chunks(rows: list[tuple[Any, ...]], size: int = 1024) -> list[list[tuple[Any, ...]]]:
+def _chunks(rows: list[R], size: int = 1024) -> list[list[R]]:
     """Split rows into chunks of power-of-two lengths (at most `size`), in order.
 
     Each multi-row statement's text depends on its row count, and SQLite compiles every new
@@ -316,7 +340,7 @@ def _chunks(rows: list[tuple[Any, ...]], size: int = 1024) -> list[list[tuple[An
     bound-parameter limits (SQLite's 32,766, PostgreSQL's 65,535) and keep the sorted row
     order, so the lock order between replicas stays the same.
     """
-    chunks: list[list[tuple[Any, ...]]] = []
+    chunks: list[list[R]] = []
     start = 0
     while start < len(rows):
         length = min(size, 1 << ((len(rows) - start).bit_length() - 1))

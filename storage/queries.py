@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from sqlalchemy import false
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from hookwatch.storage.rates import _prediction_scope
 from hookwatch.storage.tables import Event, Prediction
@@ -35,13 +37,21 @@ def list_predictions(
     return list(session.exec(query))
 
 
-def prediction_events(session: Session, *, prediction_id: str) -> list[Event]:
-    query = (
-        select(Event)
-        .where(Event.prediction_id == prediction_id)
-        .order_by(col(Event.received_at), col(Event.id))
-    )
-    return list(session.exec(query))
+def prediction_events(session: Session, *, prediction: Prediction) -> list[Event]:
+    """In the order received: the events its row lists (by id), then those it does not (the
+    partial index; storage.batch.LISTED_EVENTS). Ids are matched with the prediction too: an
+    id freed by pruning can be reused by a later event."""
+    listed = [int(i) for i in prediction.event_ids.split(",")] if prediction.event_ids else []
+    events = list(session.exec(unlisted_events(prediction.id)))
+    if listed:
+        events += session.exec(
+            select(Event).where(col(Event.id).in_(listed), Event.prediction_id == prediction.id))
+    return sorted(events, key=lambda e: (e.received_at, e.id or 0))
+
+
+def unlisted_events(prediction_id: str) -> SelectOfScalar[Event]:
+    """Its events not on its row's list; `listed = false` is the partial index's condition."""
+    return select(Event).where(Event.prediction_id == prediction_id, Event.listed == false())
 
 
 def failed_predictions(

@@ -7,7 +7,17 @@ Times are unix seconds (floats): cheap to compare and bucket, identical on SQLit
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -15,6 +25,14 @@ class Event(SQLModel, table=True):
     """One accepted webhook, as received. Pruned after the retention period."""
 
     __tablename__ = "events"
+    # A prediction's events are found through the id list on its row (predictions.event_ids);
+    # only those left off it are indexed by prediction. An index on every event's random
+    # prediction id put each event in a leaf of its own: a fifth of what a webhook wrote
+    # (bench/README.md, tenth session).
+    __table_args__ = (
+        Index("ix_events_unlisted_prediction", "prediction_id",
+              sqlite_where=text("listed = 0"), postgresql_where=text("NOT listed")),
+    )
 
     # 64-bit on PostgreSQL: at 1,000 webhooks/s a 32-bit id runs out in 25 days. SQLite's
     # INTEGER PRIMARY KEY is the 64-bit rowid already.
@@ -25,7 +43,8 @@ class Event(SQLModel, table=True):
         ),
     )
     dedup_key: str = Field(max_length=300, unique=True)
-    prediction_id: str = Field(max_length=300, index=True)
+    prediction_id: str = Field(max_length=300)
+    listed: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     status: str = Field(max_length=40)
     source: str = Field(max_length=20)  # signed | token | reconciled
     received_at: float = Field(index=True)
@@ -66,6 +85,11 @@ class Prediction(SQLModel, table=True):
     counted_at: float | None = None
     counted_by: str | None = Field(default=None, max_length=40)
     source: str = Field(default="webhook", max_length=20)  # webhook | reconciled
+    # Ids of the events on this row, comma-separated, up to storage.batch.LISTED_EVENTS.
+    event_ids: str | None = Field(default=None, sa_column=Column(Text))
+    # Any of its events signed, i.e. sent by Replicate: the reconciler asks Replicate's API
+    # about these only.
+    signed: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class OutcomeBucket(SQLModel, table=True):

@@ -12,7 +12,7 @@ from sqlmodel import Session
 from hookwatch.dashboard.prediction_logs import shown_logs as page_logs
 from hookwatch.hooks.payload import parse_json, read_prediction
 from hookwatch.storage.batch import NewEvent
-from hookwatch.storage.queries import prediction_events
+from hookwatch.storage.queries import get_prediction, prediction_events
 
 
 def event(
@@ -57,5 +57,7 @@ def outcome_totals(engine: Engine, *, resolution: int = 60) -> dict[tuple[str, s
 def shown_logs(engine: Engine, pid: str) -> str | None:
     """The logs the prediction page shows (dashboard.prediction_logs.shown_logs)."""
     with Session(engine) as session:
-        events = prediction_events(session, prediction_id=pid)
-    return page_logs(events, prediction(engine, pid)["logs"])
+        row = get_prediction(session, prediction_id=pid)
+        assert row is not None
+        events = prediction_events(session, prediction=row)
+    return page_logs(events, row.logs)
