@@ -17,9 +17,15 @@ from typing import Any, Protocol, TypeVar
 
 from hookwatch.storage.fingerprint import fingerprint
 from hookwatch.storage.rollups import Counted, bucket_increments
-from hookwatch.storage.tally import COUNTED_COLUMNS, JOURNAL_INSERT, counted_from_row
+from hookwatch.storage.tally import (
+    COUNTED_COLUMNS,
+    COUNTED_WIDTH,
+    JOURNAL_INSERT,
+    counted_from_row,
+)
 
 R = TypeVar("R")
+IDS = 512  # ids in one statement's IN list
 
 TERMINAL_RANK = 2
 STATUS_RANK = {"starting": 0, "processing": 1}
@@ -105,6 +111,16 @@ class Sql:
     def run(self, sql: str, params: Sequence[Any], returning: bool = False) -> list[Any]:
         self.cursor.execute(sql, tuple(params))
         return list(self.cursor.fetchall()) if returning else []
+
+    def by_ids(self, statement: str, ids: Sequence[Any], first: tuple[Any, ...] = (),
+               returning: bool = False) -> list[Any]:
+        """`statement` once per chunk of ids, its `{marks}` the chunk's placeholders, after
+        the `first` parameters."""
+        rows: list[Any] = []
+        for chunk in _chunks(list(ids), IDS):
+            rows += self.run(statement.format(marks=",".join([self.mark] * len(chunk))),
+                             (*first, *chunk), returning)
+        return rows
 
     def upsert(self, template: str, rows: list[tuple[Any, ...]], cols: int) -> None:
         """Rows through one statement whose text has `{values}` for its VALUES list.
@@ -279,8 +295,11 @@ def commit_batch(
             [v for row in chunk for v in row],
             returning=True,
         ))
-    _unlist(sql, [inserted[ev.dedup_key] for r in rows if r[11] > LISTED_EVENTS
-                  for ev in by_prediction[r[0]]])
+    # Events their row did not list: into the index by prediction id. This transaction
+    # inserted them, so their pages are written anyway.
+    sql.by_ids("UPDATE events SET listed = false WHERE id IN ({marks})",
+               sorted(inserted[ev.dedup_key] for r in rows if r[COUNTED_WIDTH] > LISTED_EVENTS
+                      for ev in by_prediction[r[0]]))
     counted = [counted_from_row(r) for r in rows if r[9] == batch_id]
     journaled = None
     if counted and journal is not None:
@@ -292,14 +311,6 @@ def commit_batch(
         # SQLite has one process, whose writer tells its own nudge after the commit.
         sql.run(f"SELECT pg_notify({FAILED_CHANNEL}, '')", ())
     return BatchResult(duplicates, counted, journaled)
-
-
-def _unlist(sql: Sql, ids: list[int]) -> None:
-    """Events their prediction's row did not list: into the index by prediction id. They were
-    inserted by this transaction, so their pages are written anyway."""
-    for chunk in _chunks(sorted(ids)):
-        marks = ",".join([sql.mark] * len(chunk))
-        sql.run(f"UPDATE events SET listed = false WHERE id IN ({marks})", chunk)
 
 
 _OUTCOME_SUMS = ("succeeded", "failed", "canceled", "aborted", "other", "predict_time_sum",

@@ -6,9 +6,13 @@ from collections import defaultdict
 
 from hookwatch.storage.batch import Cursor, Sql, upsert_buckets
 from hookwatch.storage.rollups import Counted
-from hookwatch.storage.tally import COUNTED_COLUMNS, Sealed, Tally, counted_from_row
-
-IDS = 500  # batch ids per statement
+from hookwatch.storage.tally import (
+    COUNTED_COLUMNS,
+    COUNTED_WIDTH,
+    Sealed,
+    Tally,
+    counted_from_row,
+)
 
 
 def flush(cursor: Cursor, dialect: str, tally: Tally) -> None:
@@ -18,7 +22,7 @@ def flush(cursor: Cursor, dialect: str, tally: Tally) -> None:
         return
     sql = Sql(cursor, dialect)
     upsert_buckets(sql, *tally.rows())
-    _by_ids(sql, "DELETE FROM count_journal WHERE batch_id IN ({marks})", tally.batches)
+    sql.by_ids("DELETE FROM count_journal WHERE batch_id IN ({marks})", tally.batches)
 
 
 def write_chunk(cursor: Cursor, dialect: str, sealed: Sealed, owner: str, stop: int) -> None:
@@ -31,8 +35,8 @@ def write_chunk(cursor: Cursor, dialect: str, sealed: Sealed, owner: str, stop: 
     if not sealed.stored:
         sql.run(f"INSERT INTO count_flushes (flush_id, owner, written) VALUES ({m}, {m}, 0)",
                 (sealed.flush_id, owner))
-        _by_ids(sql, f"UPDATE count_journal SET flush_id = {m} WHERE batch_id IN ({{marks}})",
-                sealed.batches, first=(sealed.flush_id,))
+        sql.by_ids(f"UPDATE count_journal SET flush_id = {m} WHERE batch_id IN ({{marks}})",
+                   sealed.batches, first=(sealed.flush_id,))
     upsert_buckets(sql, *sealed.chunk(stop))
     if stop >= sealed.total:
         sql.run(f"DELETE FROM count_journal WHERE flush_id = {m}", (sealed.flush_id,))
@@ -40,12 +44,6 @@ def write_chunk(cursor: Cursor, dialect: str, sealed: Sealed, owner: str, stop: 
     else:
         sql.run(f"UPDATE count_flushes SET written = {m} WHERE flush_id = {m}",
                 (stop, sealed.flush_id))
-
-
-def _by_ids(sql: Sql, statement: str, ids: list[str], first: tuple[str, ...] = ()) -> None:
-    for start in range(0, len(ids), IDS):
-        part = ids[start : start + IDS]
-        sql.run(statement.format(marks=",".join([sql.mark] * len(part))), (*first, *part))
 
 
 def recover(cursor: Cursor, dialect: str, owner: str) -> list[Counted]:
@@ -81,13 +79,9 @@ def recover(cursor: Cursor, dialect: str, owner: str) -> list[Counted]:
 def _refold(sql: Sql, batches: list[str]) -> Tally:
     """The tally these batches had folded, from the predictions they counted."""
     by_time: dict[float, list[Counted]] = defaultdict(list)
-    for start in range(0, len(batches), IDS):
-        ids = batches[start : start + IDS]
-        for row in sql.run(
-            f"SELECT {COUNTED_COLUMNS}, counted_at FROM predictions "
-            f"WHERE counted_by IN ({','.join([sql.mark] * len(ids))})", ids, returning=True,
-        ):
-            by_time[row[11]].append(counted_from_row(row))
+    for row in sql.by_ids(f"SELECT {COUNTED_COLUMNS}, counted_at FROM predictions "
+                          "WHERE counted_by IN ({marks})", batches, returning=True):
+        by_time[row[COUNTED_WIDTH]].append(counted_from_row(row))
     fold = Tally()
     for at, counted in by_time.items():
         fold.add("", counted, at, now=0.0)

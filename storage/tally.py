@@ -45,6 +45,8 @@ JOURNAL_INSERT = "INSERT INTO count_journal (batch_id, owner) VALUES ({mark}, {m
 # The columns storage.batch reads back from an upserted prediction, in Counted's order.
 COUNTED_COLUMNS = ("id, status, model, deployment, version, predict_time, created_at, "
                    "started_at, error, counted_by, completed_at")
+COUNTED_WIDTH = COUNTED_COLUMNS.count(",") + 1
+"""The index of a column selected after COUNTED_COLUMNS."""
 
 
 def counted_from_row(r: Any) -> Counted:

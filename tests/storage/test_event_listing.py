@@ -73,11 +73,11 @@ def test_events_past_the_list_are_found_by_the_index(engine: Engine, clock: Manu
 
 def test_the_unlisted_lookup_reads_the_partial_index(engine: Engine) -> None:
     query = unlisted_events("p1").compile(engine, compile_kwargs={"literal_binds": True})
-    with engine.connect() as conn:
+    with engine.begin() as conn:
         if engine.dialect.name == "sqlite":
             plan = " ".join(str(r[-1]) for r in conn.execute(text(f"EXPLAIN QUERY PLAN {query}")))
         else:
-            conn.execute(text("SET enable_seqscan = off"))
+            conn.execute(text("SET LOCAL enable_seqscan = off"))  # a few rows: it would scan
             plan = " ".join(r[0] for r in conn.execute(text(f"EXPLAIN {query}")))
     assert "ix_events_unlisted_prediction" in plan, plan
 
