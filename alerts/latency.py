@@ -9,7 +9,7 @@ from hookwatch.alerts.duration import format_duration
 from hookwatch.alerts.rules import LatencyRule, Rule
 from hookwatch.storage.percentiles import METRICS, RELATIVE_ERROR, Histogram, quantile
 
-LatencyKey = tuple[str, float]  # latency_buckets metric, window
+LatencyKey = tuple[str, float]  # metric (storage.rollups.LATENCY_METRICS), window
 Judged = tuple[bool | None, float | None, Callable[[], str]]
 BOUND = f"±{RELATIVE_ERROR:.0%}"
 """How far off a bucketed percentile may be, as messages print it."""

@@ -32,6 +32,7 @@ NOW = 1_795_000_000.0
 def build(engine: Engine, *, scopes: int, now: float = NOW, failures: int = 5000) -> None:
     """Fill the bucket tables and predictions for `scopes` scopes with bulk SQL."""
     from hookwatch.storage.migrate import upgrade
+    from hookwatch.storage.packed import from_bins
 
     upgrade(engine)
     minute = int(now) - int(now) % 60
@@ -61,12 +62,14 @@ def build(engine: Engine, *, scopes: int, now: float = NOW, failures: int = 5000
                 ),
                 {"n": scopes, "m": count, "last": last},
             )
+        conn.execute(text("CREATE TEMP TABLE latency_bins (resolution INTEGER, start BIGINT, "
+                          "scope TEXT, name TEXT, metric TEXT, bin INTEGER, count INTEGER)"))
         for resolution, last, count in ((60, minute, 60), (3600, hour, 24)):
             for metric, base in (("predict", 20), ("queue", 8)):
                 for offset in range(3):
                     conn.execute(
                         text(
-                            gen + "INSERT INTO latency_buckets (resolution, start, scope, "
+                            gen + "INSERT INTO latency_bins (resolution, start, scope, "
                             "name, metric, bin, count) "
                             f"SELECT {resolution}, :last - t.k * {resolution}, {kinds}, "
                             f"{name}, '{metric}', {base} + (s.i % 5) + {offset * 3}, "
@@ -74,6 +77,7 @@ def build(engine: Engine, *, scopes: int, now: float = NOW, failures: int = 5000
                         ),
                         {"n": scopes, "m": count, "last": last},
                     )
+        conn.execute(text(from_bins("latency_bins", engine.dialect.name)))
         conn.execute(
             text(
                 gen + "INSERT INTO predictions (id, status, rank, model, error, fingerprint, "

@@ -44,6 +44,7 @@ from hookwatch.alerts.rules import (  # noqa: E402
 )
 from hookwatch.storage.engine import make_engine  # noqa: E402
 from hookwatch.storage.migrate import upgrade  # noqa: E402
+from hookwatch.storage.packed import from_bins  # noqa: E402
 from hookwatch.storage.rollups import latency_bin  # noqa: E402
 
 NOW = 1_795_000_000.0
@@ -136,23 +137,28 @@ def build(path: Path, *, old: bool) -> None:
                 "failed = outcome_buckets.failed + excluded.failed",
                 (resolution, resolution, scope.split(":")[0], since),
             )
+    conn.execute(LATENCY_BINS)
     for scope, (name, n, _failed) in scopes.items():
         for metric in ("queue", "predict", "total"):
             for resolution, since in ((60, NOW - 2 * 86400), (3600, 0.0)):
                 conn.execute(
-                    "INSERT INTO latency_buckets (resolution, start, scope, name, metric, bin, "
+                    "INSERT INTO latency_bins (resolution, start, scope, name, metric, bin, "
                     f"count) SELECT ?, CAST(at AS INTEGER) - CAST(at AS INTEGER) % ? AS s, ?, "
                     f"{name} AS nm, ?, {metric}, SUM({n}) FROM bursts WHERE at >= ? AND "
-                    f"{n} > 0 GROUP BY s, nm, {metric} "
-                    "ON CONFLICT (resolution, start, scope, name, metric, bin) DO UPDATE SET "
-                    "count = latency_buckets.count + excluded.count",
+                    f"{n} > 0 GROUP BY s, nm, {metric}",
                     (resolution, resolution, scope.split(":")[0], metric, since),
                 )
+    conn.execute(from_bins("latency_bins", "sqlite"))
     conn.execute("COMMIT")
     conn.execute("PRAGMA analysis_limit=1000")  # sampled statistics, as `PRAGMA optimize` does
     conn.execute("ANALYZE")
     conn.execute("PRAGMA journal_mode=WAL")  # as hookwatch's engine opens it
     conn.close()
+
+
+LATENCY_BINS = ("CREATE TEMP TABLE latency_bins (resolution INTEGER, start INTEGER, scope TEXT, "
+                "name TEXT, metric TEXT, bin INTEGER, count INTEGER)")
+"""Bins one per row, packed into the bucket rows at the end (storage.packed.from_bins)."""
 
 
 def latency_bins(burst: tuple[int, float, int, int, int]) -> tuple[int, int, int]:

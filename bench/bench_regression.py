@@ -37,6 +37,7 @@ from hookwatch.alerts.job import run_evaluation  # noqa: E402
 from hookwatch.alerts.rules import AnyRule, NewErrorRule, RegressionRule  # noqa: E402
 from hookwatch.storage.engine import make_engine  # noqa: E402
 from hookwatch.storage.migrate import upgrade  # noqa: E402
+from hookwatch.storage.packed import pack  # noqa: E402
 from hookwatch.storage.rollups import latency_bin  # noqa: E402
 from hookwatch.storage.versions import LineupCache  # noqa: E402
 
@@ -119,8 +120,12 @@ def build(path: Path) -> None:
         "canceled, aborted, other, predict_time_sum, predict_time_count) "
         "VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0, 0, 0)",
         [(*k, v[0], v[1]) for k, v in outcomes.items()])
-    conn.executemany("INSERT OR IGNORE INTO latency_buckets VALUES (?, ?, ?, ?, ?, ?, ?)",
-                     latency)
+    packed: dict[tuple[int, int, str, str], dict[int, int]] = {}
+    for *key, _metric, b, count in latency:  # predict time: packed indexes 0-63
+        packed.setdefault((key[0], key[1], key[2], key[3]), {}).setdefault(b, count)
+    conn.executemany(
+        "UPDATE outcome_buckets SET latency = ? WHERE resolution = ? AND start = ? AND "
+        "scope = ? AND name = ?", [(pack(hist), *key) for key, hist in packed.items()])
     conn.executemany(
         "INSERT INTO predictions (id, status, rank, model, version, deployment, error, "
         "fingerprint, predict_time, first_seen_at, updated_at, event_at, event_count, "

@@ -124,8 +124,7 @@ def main() -> None:
         print(f"{'table (with indexes)':28} {'rows':>9} {'MB':>8} {'bytes/row':>10} "
               f"{'MB per 1M webhooks':>19}")
         for table in sorted(sizes, key=lambda t: -sizes[t]):
-            n = rows(path, table) if table in ("events", "predictions", "outcome_buckets",
-                                               "latency_buckets") else 0
+            n = rows(path, table) if table in ("events", "predictions", "outcome_buckets") else 0
             per_row = f"{sizes[table] / n:10.0f}" if n else f"{'':10}"
             if sizes[table] < 64 * 1024:
                 continue
@@ -142,10 +141,9 @@ def main() -> None:
                            retention_days=args.retention_days, max_chunks=10_000)
         engine.dispose()
         after = table_sizes(path)
-        kept = (after.get("predictions", 0) + after.get("outcome_buckets", 0)
-                + after.get("latency_buckets", 0)) * scale / MB
+        kept = (after.get("predictions", 0) + after.get("outcome_buckets", 0)) * scale / MB
         print(f"after retention ({args.retention_days} days) pruned {report.events} events and "
-              f"{report.outcome_buckets + report.latency_buckets} minute buckets: "
+              f"{report.outcome_buckets} minute buckets: "
               f"{kept:.0f} MB per million webhooks stays for good (predictions, hourly and "
               f"daily buckets); freed pages are reused, the file does not shrink")
         per_day = args.rate * DAY / 1_000_000

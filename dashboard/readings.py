@@ -17,6 +17,7 @@ from sqlalchemy import Connection, text
 
 from hookwatch.dashboard.svg import Day
 from hookwatch.dashboard.usage import ScopeUsage, UsageReadings
+from hookwatch.storage import packed
 from hookwatch.storage.rates import OUTCOME_COLUMNS, Counts, ScopeKey
 from hookwatch.storage.rollups import bin_value
 from hookwatch.storage.window_cache import ClosedSeries, SlidingSums, Vector, bucket_count
@@ -87,17 +88,22 @@ LatencyKey = tuple[str, str, str, int]  # scope, name, metric, bin
 
 
 def _latency_sums(conn: Connection, lo: int, hi: int) -> dict[LatencyKey, Vector]:
-    return {
-        (scope, name, metric, int(bin_index)): [int(count)]
-        for scope, name, metric, bin_index, count in conn.execute(
-            text(
-                "SELECT scope, name, metric, bin, SUM(count) FROM latency_buckets "
-                "WHERE resolution = 60 AND start >= :lo AND start < :hi "
-                "GROUP BY scope, name, metric, bin"
-            ),
-            {"lo": lo, "hi": hi},
-        )
-    }
+    sums: dict[LatencyKey, Vector] = {}
+    for scope, name, latency in conn.execute(
+        text(
+            "SELECT scope, name, latency FROM outcome_buckets WHERE resolution = 60 "
+            "AND latency IS NOT NULL AND start >= :lo AND start < :hi"
+        ),
+        {"lo": lo, "hi": hi},
+    ):
+        for metric, bin_index, count in packed.by_metric(latency):
+            key = (scope, name, metric, bin_index)
+            have = sums.get(key)
+            if have is None:
+                sums[key] = [int(count)]
+            else:
+                have[0] += int(count)
+    return sums
 
 
 def _bucket_rows(conn: Connection, resolution: int, lo: int, hi: float) -> Iterator[Any]:

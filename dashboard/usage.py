@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
+from hookwatch.storage import packed
 from hookwatch.storage.percentiles import quantile
 from hookwatch.storage.rates import ScopeKey
 from hookwatch.storage.usage import Usage, UsageCache
@@ -34,13 +35,14 @@ class ScopeUsage:
 
 def _hour_rows(conn: Connection, lo: int, hi: float) -> HourBins:
     found: HourBins = {}
-    for scope, name, start, index, count in conn.execute(
-        text("SELECT scope, name, start, bin, count FROM latency_buckets WHERE resolution = "
-             "3600 AND metric = 'predict' AND start >= :lo AND start < :hi"),
+    for scope, name, start, latency in conn.execute(
+        text("SELECT scope, name, start, latency FROM outcome_buckets WHERE resolution = "
+             "3600 AND latency IS NOT NULL AND start >= :lo AND start < :hi"),
         {"lo": lo, "hi": hi},
     ):
-        hours = found.setdefault((scope, name), {})
-        hours.setdefault((int(start) - lo) // 3600, {})[int(index)] = int(count)
+        histogram = {index: int(count) for index, count in packed.bins(latency, "predict")}
+        if histogram:
+            found.setdefault((scope, name), {})[(int(start) - lo) // 3600] = histogram
     return found
 
 

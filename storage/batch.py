@@ -15,12 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from hookwatch.storage import packed
 from hookwatch.storage.fingerprint import fingerprint
 from hookwatch.storage.rollups import Counted, bucket_increments
 from hookwatch.storage.tally import (
     COUNTED_COLUMNS,
     COUNTED_WIDTH,
     JOURNAL_INSERT,
+    bucket_rows,
     counted_from_row,
 )
 
@@ -317,28 +319,22 @@ _OUTCOME_SUMS = ("succeeded", "failed", "canceled", "aborted", "other", "predict
                  "predict_time_count")
 _OUTCOME_UPSERT = (
     "INSERT INTO outcome_buckets (resolution, start, scope, name, "
-    + ", ".join(_OUTCOME_SUMS) + ") VALUES {values} "
+    + ", ".join(_OUTCOME_SUMS) + ", latency) VALUES {values} "
     "ON CONFLICT (resolution, start, scope, name) DO UPDATE SET "
     + ", ".join(f"{c} = outcome_buckets.{c} + excluded.{c}" for c in _OUTCOME_SUMS)
+    + f", latency = {packed.FUNCTION}(outcome_buckets.latency, excluded.latency)"
 )
-_LATENCY_UPSERT = (
-    "INSERT INTO latency_buckets (resolution, start, scope, name, metric, bin, count) "
-    "VALUES {values} ON CONFLICT (resolution, start, scope, name, metric, bin) DO UPDATE SET "
-    "count = latency_buckets.count + excluded.count"
-)
+_BUCKET_COLUMNS = 4 + len(_OUTCOME_SUMS) + 1
 
 
 def add_to_buckets(sql: Sql, counted: list[Counted], now: float) -> None:
-    outcomes, latency = bucket_increments(counted, now)
-    # A fixed row order keeps concurrent replicas free of deadlocks.
-    upsert_buckets(sql, [(*key, *outcomes[key]) for key in sorted(outcomes)],
-                   [(*key, latency[key]) for key in sorted(latency)])
+    upsert_buckets(sql, bucket_rows(*bucket_increments(counted, now)))
 
 
-def upsert_buckets(sql: Sql, outcome_rows: list[tuple[Any, ...]],
-                   latency_rows: list[tuple[Any, ...]]) -> None:
-    sql.upsert(_OUTCOME_UPSERT, outcome_rows, 11)
-    sql.upsert(_LATENCY_UPSERT, latency_rows, 7)
+def upsert_buckets(sql: Sql, rows: list[tuple[Any, ...]]) -> None:
+    """Rows of storage.tally.bucket_rows, added to the buckets (the latency histograms by
+    storage.packed's function)."""
+    sql.upsert(_OUTCOME_UPSERT, rows, _BUCKET_COLUMNS)
 
 
 def _chunks(rows: list[R], size: int = 1024) -> list[list[R]]:

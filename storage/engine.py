@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
+from hookwatch.storage import packed
 from hookwatch.storage.writer_child import ChildConfig
 
 # Room for every power-of-two variant of the writer's statements (storage.batch).
@@ -94,6 +95,7 @@ def make_engine(
             for pragma in pragmas:
                 cur.execute(pragma)
             cur.close()
+            packed.register(dbapi_conn)
 
         return engine
     if parsed.get_backend_name() == "postgresql":

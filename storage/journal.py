@@ -21,7 +21,7 @@ def flush(cursor: Cursor, dialect: str, tally: Tally) -> None:
     if not tally:
         return
     sql = Sql(cursor, dialect)
-    upsert_buckets(sql, *tally.rows())
+    upsert_buckets(sql, tally.rows())
     sql.by_ids("DELETE FROM count_journal WHERE batch_id IN ({marks})", tally.batches)
 
 
@@ -37,7 +37,7 @@ def write_chunk(cursor: Cursor, dialect: str, sealed: Sealed, owner: str, stop: 
                 (sealed.flush_id, owner))
         sql.by_ids(f"UPDATE count_journal SET flush_id = {m} WHERE batch_id IN ({{marks}})",
                    sealed.batches, first=(sealed.flush_id,))
-    upsert_buckets(sql, *sealed.chunk(stop))
+    upsert_buckets(sql, sealed.chunk(stop))
     if stop >= sealed.total:
         sql.run(f"DELETE FROM count_journal WHERE flush_id = {m}", (sealed.flush_id,))
         sql.run(f"DELETE FROM count_flushes WHERE flush_id = {m}", (sealed.flush_id,))
@@ -71,7 +71,7 @@ def recover(cursor: Cursor, dialect: str, owner: str) -> list[Counted]:
         fold = _refold(sql, batches)
         sealed = Sealed.of(fold, flush_id or "")
         sealed.written = written.get(sealed.flush_id, 0)  # an unsealed fold: none
-        upsert_buckets(sql, *sealed.chunk(sealed.total))
+        upsert_buckets(sql, sealed.chunk(sealed.total))
         found += fold.counted
     return found
 

@@ -1,5 +1,5 @@
-"""Latency histograms per scope over a window (latency_buckets), and percentiles from them with
-their error bound.
+"""Latency histograms per scope over a window (outcome_buckets.latency), and percentiles from
+them with their error bound.
 
 Each prediction adds one to a half-octave bin of its queue, predict and total time
 (storage.rollups.latency_bin: bin b holds [2**(b/2), 2**((b+1)/2)) ms). A percentile is read
@@ -13,21 +13,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from functools import partial
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
+from hookwatch.storage import packed
 from hookwatch.storage.live_sums import LiveSums
 from hookwatch.storage.rates import HOUR, Db, ScopeKey, as_connection, resolution_for
 from hookwatch.storage.rollups import HIST_BINS, bin_value
-from hookwatch.storage.tables import LatencyBucket
+from hookwatch.storage.tables import OutcomeBucket
 from hookwatch.storage.window_cache import GRACE, REFRESH, Vector
 
 METRICS = {"queue_time": "queue", "predict_time": "predict", "total_time": "total"}
-"""A rule's metric name -> latency_buckets.metric."""
+"""A rule's metric name -> its storage.rollups.LATENCY_METRICS name."""
 RELATIVE_ERROR = 2 ** 0.25 - 1
 """The most a bucketed percentile can be off, relative to the true one (about 0.189)."""
 Histogram = Mapping[int, int]  # bin -> predictions
 HistKey = tuple[str, str, int]  # scope, name, bin
-_LATENCY = LatencyBucket.__table__.c  # type: ignore[attr-defined]
+_BUCKET = OutcomeBucket.__table__.c  # type: ignore[attr-defined]
 
 
 def latency_resolution(window: float) -> int:
@@ -53,13 +54,19 @@ def quantile(histogram: Histogram, q: float) -> float | None:
 
 def _read(metric: str, resolution: int, conn: Connection, lo: int, hi: int
           ) -> dict[HistKey, Vector]:
-    query = (
-        select(_LATENCY.scope, _LATENCY.name, _LATENCY.bin, func.sum(_LATENCY.count))
-        .where(_LATENCY.resolution == resolution, _LATENCY.metric == metric,
-               _LATENCY.start >= lo, _LATENCY.start < hi)
-        .group_by(_LATENCY.scope, _LATENCY.name, _LATENCY.bin)
-    )
-    return {(r[0], r[1], int(r[2])): [int(r[3])] for r in conn.execute(query)}
+    query = select(_BUCKET.scope, _BUCKET.name, _BUCKET.latency).where(
+        _BUCKET.resolution == resolution, _BUCKET.start >= lo, _BUCKET.start < hi,
+        _BUCKET.latency.is_not(None))
+    sums: dict[HistKey, Vector] = {}
+    for scope, name, text in conn.execute(query):
+        for index, count in packed.bins(text, metric):
+            key = (scope, name, index)
+            have = sums.get(key)
+            if have is None:
+                sums[key] = [int(count)]
+            else:
+                have[0] += int(count)
+    return sums
 
 
 def _by_scope(sums: Mapping[HistKey, Vector]) -> dict[ScopeKey, dict[int, int]]:
@@ -72,7 +79,7 @@ def _by_scope(sums: Mapping[HistKey, Vector]) -> dict[ScopeKey, dict[int, int]]:
 
 def histograms(db: Db, *, now: float, window: float, metric: str
                ) -> dict[ScopeKey, dict[int, int]]:
-    """Every scope's histogram of `metric` (a latency_buckets metric) over the window, read
+    """Every scope's histogram of `metric` (of LATENCY_METRICS) over the window, read
     in full; scopes without samples are absent."""
     resolution = latency_resolution(window)
     edge = int(now - window)
@@ -80,7 +87,7 @@ def histograms(db: Db, *, now: float, window: float, metric: str
     return _by_scope(_read(metric, resolution, as_connection(db), lo, int(now) + 1))
 
 
-LatencyWant = tuple[str, float]  # latency_buckets metric, window seconds
+LatencyWant = tuple[str, float]  # metric (of LATENCY_METRICS), window seconds
 
 
 class LatencyCache:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, delete, func
 from sqlmodel import col, select
 
-from hookwatch.storage.tables import Event, LatencyBucket, OutcomeBucket
+from hookwatch.storage.tables import Event, OutcomeBucket
 
 DAY = 86400.0
 MIN_RETENTION_DAYS = 1
@@ -33,8 +33,7 @@ PRUNE_INTERVAL = 600.0
 @dataclass
 class PruneReport:
     events: int = 0
-    outcome_buckets: int = 0
-    latency_buckets: int = 0
+    outcome_buckets: int = 0  # minute rows, their latency histograms with them
     more: bool = False  # a table had more to delete than one run may
 
 
@@ -59,24 +58,15 @@ def prune_old(
         report.more = True
 
     minutes_before = int(now - MINUTE_BUCKETS_KEPT)
-    for table in (OutcomeBucket, LatencyBucket):
-        count, more = _prune_minutes(engine, table, before=minutes_before, max_chunks=max_chunks)
-        if table is OutcomeBucket:
-            report.outcome_buckets = count
-        else:
-            report.latency_buckets = count
-        report.more |= more
+    report.outcome_buckets, more = _prune_minutes(engine, before=minutes_before,
+                                                  max_chunks=max_chunks)
+    report.more |= more
     return report
 
 
-def _prune_minutes(
-    engine: Engine,
-    table: type[OutcomeBucket] | type[LatencyBucket],
-    *,
-    before: int,
-    max_chunks: int,
-) -> tuple[int, bool]:
+def _prune_minutes(engine: Engine, *, before: int, max_chunks: int) -> tuple[int, bool]:
     """Delete 60-second buckets starting before `before`, oldest hour first."""
+    table = OutcomeBucket
     total = 0
     for _ in range(max_chunks):
         with engine.begin() as conn:

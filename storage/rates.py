@@ -1,7 +1,7 @@
 """Windowed outcome counts, latency percentiles and history, read from the time buckets.
 
 Every reader here (except `stuck_counts` and `top_fingerprints`, which need per-prediction
-facts) reads `outcome_buckets` / `latency_buckets` only, so its cost grows with the window
+facts) reads `outcome_buckets` only (latency histograms included), so its cost grows with the window
 length and the number of scopes, never with the number of stored events.
 
 The API (all keyword-only; the first argument is a SQLModel `Session` or a SQLAlchemy
@@ -37,6 +37,7 @@ from sqlalchemy import Connection, and_, case, func, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
+from hookwatch.storage import packed
 from hookwatch.storage.rollups import (
     LATENCY_METRICS,
     SCOPES,
@@ -44,13 +45,12 @@ from hookwatch.storage.rollups import (
     percentile,
     scope_names,
 )
-from hookwatch.storage.tables import LatencyBucket, OutcomeBucket, Prediction
+from hookwatch.storage.tables import OutcomeBucket, Prediction
 
 Db = Session | Connection
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
 _OUTCOME = OutcomeBucket.__table__.c  # type: ignore[attr-defined]
-_LATENCY = LatencyBucket.__table__.c  # type: ignore[attr-defined]
 _PRED = Prediction.__table__.c  # type: ignore[attr-defined]
 OUTCOME_COLUMNS = ("succeeded", "failed", "canceled", "aborted", "other")
 _IN_CHUNK = 500  # names per IN (...) list, well under SQLite's bound-parameter limit
@@ -225,20 +225,18 @@ def latency_percentiles(
     if metric not in LATENCY_METRICS:
         raise ValueError(f"metric must be one of {', '.join(LATENCY_METRICS)}")
     resolution = min(resolution_for(window_seconds), HOUR)
-    query = (
-        select(_LATENCY.scope, _LATENCY.name, _LATENCY.bin, func.sum(_LATENCY.count))
-        .where(
-            _LATENCY.resolution == resolution,
-            _LATENCY.start >= _overlap_start(now, window_seconds, resolution),
-            _LATENCY.start <= now,
-            _LATENCY.metric == metric,
-            *_scope_filter(_LATENCY, scope, names),
-        )
-        .group_by(_LATENCY.scope, _LATENCY.name, _LATENCY.bin)
+    query = select(_OUTCOME.scope, _OUTCOME.name, _OUTCOME.latency).where(
+        _OUTCOME.resolution == resolution,
+        _OUTCOME.start >= _overlap_start(now, window_seconds, resolution),
+        _OUTCOME.start <= now,
+        _OUTCOME.latency.is_not(None),
+        *_scope_filter(_OUTCOME, scope, names),
     )
     histograms: dict[ScopeKey, dict[int, int]] = {}
-    for row in as_connection(db).execute(query):
-        histograms.setdefault((row[0], row[1]), {})[int(row[2])] = int(row[3])
+    for scope_name, name, latency in as_connection(db).execute(query):
+        for bin_index, count in packed.bins(latency, metric):
+            hist = histograms.setdefault((scope_name, name), {})
+            hist[bin_index] = hist.get(bin_index, 0) + int(count)
     return {
         key: Percentiles(
             count=sum(hist.values()), values={q: percentile(hist, q) for q in qs}

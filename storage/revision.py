@@ -11,7 +11,7 @@ import hashlib
 
 from sqlalchemy import Connection, Engine, inspect, text
 
-HEAD = "0007"
+HEAD = "0008"
 """The last migration in storage/migrations/versions."""
 VERSION_TABLE = "alembic_version"  # Alembic's default, in the connection's default schema
 

@@ -19,7 +19,9 @@ HIST_BINS = 64
 """Half-octave bins over milliseconds: bin b covers [2**(b/2), 2**((b+1)/2)) ms, so its middle
 is within 2**0.25 (19%) of any value in it (storage.percentiles.RELATIVE_ERROR)."""
 LATENCY_METRICS = ("predict", "queue", "total")
-"""latency_buckets.metric: metrics.predict_time, started - created, completed - created."""
+"""Latency metrics: metrics.predict_time, started - created, completed - created."""
+METRIC_OFFSETS = {metric: i * HIST_BINS for i, metric in enumerate(LATENCY_METRICS)}
+"""A metric's first index in a packed histogram (storage.packed): its bins follow."""
 
 
 def scope_names(
@@ -88,29 +90,30 @@ BucketKey = tuple[int, int, str, str]  # resolution, start, scope, name
 
 
 ScopeKey = tuple[str, str]  # scope, name
-LatencyKey = tuple[int, int, str, str, str, int]  # resolution, start, scope, name, metric, bin
+Histogram = dict[int, int]  # packed index (storage.packed: metric * HIST_BINS + bin) -> count
 
 
 @dataclass(slots=True)
 class ScopeFold:
-    """One scope's increments: outcome rows per minute start, and counts per (minute start,
-    metric, bin). Hours and days are sums of minutes, so a fold over many batches
-    (storage.tally) keeps minutes only and spreads them once, when written."""
+    """One scope's increments: outcome rows and latency histograms per minute start. Hours and
+    days are sums of minutes, so a fold over many batches (storage.tally) keeps minutes only
+    and spreads them once, when written."""
 
     minutes: dict[int, list[float]] = dataclasses.field(default_factory=dict)
-    hist: dict[tuple[int, str, int], int] = dataclasses.field(default_factory=dict)
+    hist: dict[int, Histogram] = dataclasses.field(default_factory=dict)
 
     def rows(self) -> int:
         """How many bucket rows this spreads to."""
-        return len(self.minutes) * len(RESOLUTIONS) + len(self.hist) * len(LATENCY_RESOLUTIONS)
+        return len(self.minutes) * len(RESOLUTIONS)
 
 
 def bucket_increments(
     counted: Iterable[Counted], at: float
-) -> tuple[dict[BucketKey, list[float]], dict[LatencyKey, int]]:
+) -> tuple[dict[BucketKey, list[float]], dict[BucketKey, Histogram]]:
     """Aggregate outcome and latency increments for one batch, keyed for upserts.
 
-    Outcome rows are [succeeded, failed, canceled, aborted, other, pt_sum, pt_count].
+    Outcome rows are [succeeded, failed, canceled, aborted, other, pt_sum, pt_count]; every
+    histogram's key has an outcome row.
     """
     folds: dict[ScopeKey, ScopeFold] = {}
     count_minutes(counted, at, folds)
@@ -118,21 +121,22 @@ def bucket_increments(
 
 
 _COLUMN = {status: i for i, status in enumerate(OUTCOMES)}  # outcome row column; others: 4
+_PREDICT, _QUEUE, _TOTAL = (METRIC_OFFSETS[m] for m in LATENCY_METRICS)
 
 
 def count_minutes(counted: Iterable[Counted], at: float, folds: dict[ScopeKey, ScopeFold]) -> int:
     """Add outcomes counted at `at` to the folds of their scopes, in place (straight into the
-    writer's tally: no per-batch dicts to merge afterwards). Returns how many minute and bin
-    keys were new."""
+    writer's tally: no per-batch dicts to merge afterwards). Returns how many minute keys
+    were new: a fold grows by len(RESOLUTIONS) bucket rows for each."""
     when = int(at)
     minute = when - when % 60
     new = 0
     for item in counted:
         column = _COLUMN.get(item.status, 4)
         bins = [
-            (minute, metric, latency_bin(value))
-            for metric, value in (("predict", item.predict_time), ("queue", item.queue_time),
-                                  ("total", item.total_time))
+            offset + latency_bin(value)
+            for offset, value in ((_PREDICT, item.predict_time), (_QUEUE, item.queue_time),
+                                  (_TOTAL, item.total_time))
             if value is not None and value >= 0
         ]
         for key in scope_names(item.model, item.deployment, item.version):
@@ -147,22 +151,20 @@ def count_minutes(counted: Iterable[Counted], at: float, folds: dict[ScopeKey, S
             if item.predict_time is not None:
                 row[5] += item.predict_time
                 row[6] += 1
-            hist = fold.hist
-            for hkey in bins:
-                count = hist.get(hkey)
-                if count is None:
-                    hist[hkey] = 1
-                    new += 1
-                else:
-                    hist[hkey] = count + 1
+            if bins:
+                hist = fold.hist.get(minute)
+                if hist is None:
+                    hist = fold.hist[minute] = {}
+                for index in bins:
+                    hist[index] = hist.get(index, 0) + 1
     return new
 
 
 def spread(folds: Iterable[tuple[ScopeKey, ScopeFold]]
-           ) -> tuple[dict[BucketKey, list[float]], dict[LatencyKey, int]]:
-    """Minute rows as the rows of every resolution (latency: LATENCY_RESOLUTIONS)."""
+           ) -> tuple[dict[BucketKey, list[float]], dict[BucketKey, Histogram]]:
+    """Minute rows as the rows of every resolution (histograms: LATENCY_RESOLUTIONS)."""
     outcomes: dict[BucketKey, list[float]] = {}
-    latency: dict[LatencyKey, int] = {}
+    latency: dict[BucketKey, Histogram] = {}
     for (scope, name), fold in folds:
         for minute, row in fold.minutes.items():
             for resolution in RESOLUTIONS:
@@ -173,8 +175,13 @@ def spread(folds: Iterable[tuple[ScopeKey, ScopeFold]]
                 else:
                     for i, value in enumerate(row):
                         mine[i] += value
-        for (minute, metric, bin_index), count in fold.hist.items():
+        for minute, hist in fold.hist.items():
             for resolution in LATENCY_RESOLUTIONS:
-                lkey = (resolution, minute - minute % resolution, scope, name, metric, bin_index)
-                latency[lkey] = latency.get(lkey, 0) + count
+                lkey = (resolution, minute - minute % resolution, scope, name)
+                have = latency.get(lkey)
+                if have is None:
+                    latency[lkey] = dict(hist)
+                else:
+                    for index, count in hist.items():
+                        have[index] = have.get(index, 0) + count
     return outcomes, latency

@@ -93,7 +93,8 @@ class Prediction(SQLModel, table=True):
 
 
 class OutcomeBucket(SQLModel, table=True):
-    """Terminal outcomes per scope and time bucket; what every error rate is read from."""
+    """Terminal outcomes per scope and time bucket, what every error rate is read from, and
+    their latency histograms."""
 
     __tablename__ = "outcome_buckets"
     # WITHOUT ROWID on SQLite: the key is the table (migration 0005).
@@ -111,21 +112,8 @@ class OutcomeBucket(SQLModel, table=True):
     other: int = 0
     predict_time_sum: float = 0.0
     predict_time_count: int = 0
-
-
-class LatencyBucket(SQLModel, table=True):
-    """Histogram counts (log-spaced bins) of predict and queue time per scope and bucket."""
-
-    __tablename__ = "latency_buckets"
-    __table_args__ = {"sqlite_with_rowid": False}  # as outcome_buckets
-
-    resolution: int = Field(primary_key=True)
-    start: int = Field(sa_column=Column(BigInteger, primary_key=True))  # unix seconds past 2038
-    scope: str = Field(primary_key=True, max_length=20)
-    name: str = Field(primary_key=True, max_length=400)
-    metric: str = Field(primary_key=True, max_length=10)  # predict | queue
-    bin: int = Field(primary_key=True)
-    count: int = 0
+    # Latency bins of every metric (minute and hour rows; storage.packed).
+    latency: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class CountJournal(SQLModel, table=True):

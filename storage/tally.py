@@ -1,9 +1,9 @@
 """Bucket increments folded in the writer process's memory and written a few times a second.
 
-A terminal webhook adds to some twenty bucket rows (three resolutions, each scope, each latency
-bin). Written with every batch, those rows were most of what a commit wrote to the WAL: 8 pages
-per event over 20 models, 19 over 1,000 (bench/README.md). Under load the writer process folds
-them here instead, so each row is written once per flush, whatever the number of events in it.
+A terminal webhook adds to nine bucket rows (three resolutions of each scope, the latency bins
+packed in them: storage.packed). Written with every batch, bucket rows were most of what a
+commit wrote to the WAL (bench/README.md). Under load the writer process folds them here
+instead, so each row is written once per flush, whatever the number of events in it.
 
 Nothing acknowledged can be lost this way. The batch that counts a prediction marks it
 (`predictions.counted_by`) and writes one `count_journal` row, in the transaction that makes it
@@ -22,7 +22,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hookwatch.storage.rollups import Counted, ScopeFold, ScopeKey, count_minutes, spread
+from hookwatch.storage.packed import pack
+from hookwatch.storage.rollups import (
+    BucketKey,
+    Counted,
+    Histogram,
+    ScopeFold,
+    ScopeKey,
+    count_minutes,
+    spread,
+)
 
 FLUSH_EVERY = 0.5
 """Seconds a fold may wait before it is written, while batches keep coming (an idle writer
@@ -60,11 +69,18 @@ def counted_from_row(r: Any) -> Counted:
     )
 
 
+def bucket_rows(outcomes: dict[BucketKey, list[float]], latency: dict[BucketKey, Histogram]
+                ) -> list[tuple[Any, ...]]:
+    """Upsert rows, the key's columns, the outcome sums and the packed histogram, in key order
+    (a fixed order keeps concurrent replicas free of deadlocks)."""
+    return [(*key, *outcomes[key], pack(latency.get(key, {}))) for key in sorted(outcomes)]
+
+
 @dataclass
 class Tally:
     """Committed outcomes whose bucket increments are not written yet, folded per scope and
     minute (the hour and day rows are spread from them when written). `since` is the
-    monotonic time of the oldest (None when empty); `keys` counts minute and bin keys."""
+    monotonic time of the oldest (None when empty); `keys` counts minute keys."""
 
     scopes: dict[ScopeKey, ScopeFold] = field(default_factory=dict)
     keys: int = 0
@@ -91,15 +107,11 @@ class Tally:
             return 0.0
         return max(0.0, self.since + FLUSH_EVERY - now)
 
-    def rows(self, names: list[ScopeKey] | None = None
-             ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """Outcome and latency rows for the bucket upserts of these scopes (default: all), in
-        the fixed key order."""
+    def rows(self, names: list[ScopeKey] | None = None) -> list[tuple[Any, ...]]:
+        """Bucket rows of these scopes (default: all) for the upsert, in the fixed key order."""
         scopes = self.scopes
         keys = scopes if names is None else names
-        outcomes, latency = spread((key, scopes[key]) for key in keys)
-        return ([(*k, *outcomes[k]) for k in sorted(outcomes)],
-                [(*k, latency[k]) for k in sorted(latency)])
+        return bucket_rows(*spread((key, scopes[key]) for key in keys))
 
 
 @dataclass
@@ -139,6 +151,6 @@ class Sealed:
             stop += 1
         return stop
 
-    def chunk(self, stop: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    def chunk(self, stop: int) -> list[tuple[Any, ...]]:
         """The rows of scopes `written` to `stop`."""
         return self.tally.rows(self.names[self.written:stop])

@@ -3,7 +3,7 @@ outcome counts and predict-time histogram over a lookback, and the hourly series
 regression rule's confounding guard compares them with.
 
 - `model_lineups(db, now=, lookback=, names=None) -> {model: Lineup}` reads the hourly
-  `outcome_buckets` and `latency_buckets` of version scopes (named "model:version", see
+  `outcome_buckets` (with their latency histograms) of version scopes (named "model:version", see
   storage.rollups.scope_names) and the hourly model-scope rows for the rest of the fleet: the
   cost grows with the lookback and the number of versions, never with stored events.
 - `deployment_lineups(db, now=, lookback=) -> {deployment: Lineup}`: buckets do not say which
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, func, literal, or_, select
 
+from hookwatch.storage import packed
 from hookwatch.storage.rates import (
     HOUR,
     MINUTE,
@@ -28,10 +29,9 @@ from hookwatch.storage.rates import (
     as_connection,
 )
 from hookwatch.storage.rollups import latency_bin
-from hookwatch.storage.tables import LatencyBucket, OutcomeBucket, Prediction
+from hookwatch.storage.tables import OutcomeBucket, Prediction
 
 _OUTCOME = OutcomeBucket.__table__.c  # type: ignore[attr-defined]
-_LATENCY = LatencyBucket.__table__.c  # type: ignore[attr-defined]
 _PRED = Prediction.__table__.c  # type: ignore[attr-defined]
 
 Histogram = dict[int, int]  # latency bin (storage.rollups.latency_bin) -> predictions
@@ -127,13 +127,15 @@ def model_lineups(
         first[str(row[0])] = float(row[1])
     if not totals:
         return {}
-    latency_q = select(_LATENCY.name, _LATENCY.bin, func.sum(_LATENCY.count)).where(
-        _LATENCY.resolution == HOUR, _LATENCY.scope == "version", _LATENCY.metric == "predict",
-        _LATENCY.start >= since, _LATENCY.start <= now,
-        *_scope_filter(_LATENCY, None, totals)).group_by(_LATENCY.name, _LATENCY.bin)
+    latency_q = select(_OUTCOME.name, _OUTCOME.latency).where(
+        _OUTCOME.resolution == HOUR, _OUTCOME.scope == "version", _OUTCOME.latency.is_not(None),
+        _OUTCOME.start >= since, _OUTCOME.start <= now,
+        *_scope_filter(_OUTCOME, None, totals))
     hists: dict[str, Histogram] = {}
-    for name, bin_index, count in conn.execute(latency_q):
-        hists.setdefault(str(name), {})[int(bin_index)] = int(count)
+    for name, text in conn.execute(latency_q):
+        for bin_index, count in packed.bins(text, "predict"):
+            hist = hists.setdefault(str(name), {})
+            hist[bin_index] = hist.get(bin_index, 0) + int(count)
     _refine_first_seen(conn, first, now=now)
     by_model: dict[str, list[VersionStats]] = {}
     for name, total in totals.items():

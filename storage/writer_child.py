@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from hookwatch.storage import packed
 from hookwatch.storage.batch import BatchResult, NewEvent
 from hookwatch.storage.deferral import Deferral
 from hookwatch.storage.frames import LENGTH, Frames, frame, send, widen
@@ -218,6 +219,7 @@ def _connect(config: ChildConfig) -> Any:
         import sqlite3
 
         conn: Any = sqlite3.connect(*config.args, **config.kwargs)
+        packed.register(conn)
     else:
         import psycopg
 

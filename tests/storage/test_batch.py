@@ -9,6 +9,8 @@ import orjson
 import pytest
 from sqlalchemy import Engine
 
+from hookwatch.storage import packed
+from hookwatch.storage.rollups import latency_bin
 from hookwatch.storage.writer import Writer
 from tests.conftest import FIXTURES, ManualClock, fixture_bytes
 from tests.storage.conftest import event, outcome_totals, prediction, scalar, shown_logs
@@ -154,8 +156,10 @@ def test_counters_once_per_prediction_in_every_scope(engine: Engine, clock: Manu
             assert totals[scope] == (1, 1, 1, 1, 1), (resolution, scope)
     assert scalar(engine, "SELECT sum(predict_time_count) FROM outcome_buckets "
                           "WHERE resolution = 60 AND scope = 'model'") == 5
-    assert scalar(engine, "SELECT sum(count) FROM latency_buckets WHERE resolution = 60 "
-                          "AND scope = 'deployment' AND metric = 'predict'") == 5
+    # Packed (storage.packed): predict time's bins are indexes 0-63, all 0.25 s here.
+    latency = scalar(engine, "SELECT latency FROM outcome_buckets WHERE resolution = 60 "
+                             "AND scope = 'deployment'")
+    assert packed.unpack(latency) == {str(latency_bin(0.25)): 5}
 
 
 def test_batch_over_the_parameter_limits(engine: Engine, clock: ManualClock) -> None:

@@ -19,6 +19,7 @@ from sqlmodel import SQLModel
 from hookwatch.app import create_app
 from hookwatch.cli import main
 from hookwatch.startup import schema_problem
+from hookwatch.storage import packed
 from hookwatch.storage.engine import make_engine
 from hookwatch.storage.migrate import (
     alembic_config,
@@ -281,17 +282,79 @@ def test_bucket_tables_lose_their_rowid_keeping_their_rows(sqlite_url: str) -> N
                         list(conn.execute(text("SELECT * FROM latency_buckets"))))
 
         before = shape()
-        upgrade(engine)
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0005")
         after = shape()
         assert all("WITHOUT ROWID" in s for s in after[0][:2])
         assert after[1:] == before[1:] == (
             [(60, 1795000000, "model", "acme/a", 3, 1, 0, 0, 0, 4.5, 4)],
             [(60, 1795000000, "model", "acme/a", "predict", 21, 4)])
-        with engine.connect() as conn:
-            assert schema_differences(conn) == []
         with engine.begin() as conn:
             command.downgrade(alembic_config(conn), "0004")
         back = shape()
         assert not any("WITHOUT ROWID" in s for s in back[0]) and back[1:] == before[1:]
     finally:
         engine.dispose()
+
+
+_LATENCY_ROWS = [  # resolution, start, scope, name, metric, bin, count
+    (60, 1795000000, "model", "acme/a", "predict", 21, 4),
+    (60, 1795000000, "model", "acme/a", "queue", 3, 2),
+    (60, 1795000000, "model", "acme/a", "total", 63, 1),
+    (3600, 1794999600, "model", "acme/a", "predict", 21, 4),
+    (60, 1795000060, "deployment", "acme/orphan", "predict", 0, 7),  # no outcome row
+]
+
+
+def test_latency_bins_are_packed_into_their_bucket_rows_and_back(db_url: str) -> None:
+    """0008: every latency row lands in its outcome row's packed histogram (a row without one
+    gets a zero outcome row), the schema matches the models, the upsert adds histograms in
+    the database, and the downgrade gives the same rows back."""
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0007")
+            for row in {r[:4] for r in _LATENCY_ROWS[:4]}:
+                conn.execute(text(
+                    "INSERT INTO outcome_buckets VALUES (:r, :s, :sc, :n, 3, 1, 0, 0, 0, 4.5, 4)"),
+                    dict(zip(("r", "s", "sc", "n"), row, strict=True)))
+            for row in _LATENCY_ROWS:
+                conn.execute(text("INSERT INTO latency_buckets VALUES "
+                                  "(:r, :s, :sc, :n, :m, :b, :c)"),
+                             dict(zip(("r", "s", "sc", "n", "m", "b", "c"), row, strict=True)))
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert schema_differences(conn) == []
+            assert "latency_buckets" not in inspect(conn).get_table_names()
+            rows = {tuple(r[:4]): (r[4], packed.unpack(r[5])) for r in conn.execute(text(
+                "SELECT resolution, start, scope, name, failed, latency FROM outcome_buckets"))}
+        assert rows == {
+            (60, 1795000000, "model", "acme/a"): (1, {"21": 4, "67": 2, "191": 1}),
+            (3600, 1794999600, "model", "acme/a"): (1, {"21": 4}),
+            (60, 1795000060, "deployment", "acme/orphan"): (0, {"0": 7}),
+        }
+        with engine.begin() as conn:  # the database's own hookwatch_hist_add, NULL included
+            for latency in ('{"21":1,"5":2}', None):
+                conn.execute(text(
+                    "INSERT INTO outcome_buckets VALUES (60, 1795000000, 'model', 'acme/a', "
+                    "0, 0, 0, 0, 0, 0, 0, :l) ON CONFLICT (resolution, start, scope, name) DO "
+                    "UPDATE SET latency = hookwatch_hist_add(outcome_buckets.latency, "
+                    "excluded.latency)"), {"l": latency})
+            added = conn.execute(text(
+                "SELECT latency FROM outcome_buckets WHERE resolution = 60 AND "
+                "start = 1795000000")).scalar_one()
+        assert packed.unpack(added) == {"21": 5, "67": 2, "191": 1, "5": 2}
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0007")
+            back = sorted(tuple(r) for r in conn.execute(text(
+                "SELECT resolution, start, scope, name, metric, bin, count FROM latency_buckets")))
+            assert "latency" not in {c["name"] for c in inspect(conn).get_columns(
+                "outcome_buckets")}
+        assert back == sorted([  # the first row's bins with the upsert's added
+            (60, 1795000000, "model", "acme/a", "predict", 21, 5),
+            (60, 1795000000, "model", "acme/a", "predict", 5, 2),
+            *_LATENCY_ROWS[1:],
+        ])
+    finally:
+        engine.dispose()
+

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from hookwatch.storage import owners
+from hookwatch.storage import owners, packed
 from hookwatch.storage.batch import NewEvent
 from hookwatch.storage.deferral import Deferral
 from hookwatch.storage.engine import writer_process_config
@@ -66,22 +66,27 @@ def test_a_fold_equals_each_batch_counted_on_its_own() -> None:
     batches = [[counted(i) for i in range(b * 10, b * 10 + 10)] for b in range(4)]
     tally = Tally()
     expected_outcomes: dict[tuple[object, ...], list[float]] = {}
-    expected_latency: Counter[tuple[object, ...]] = Counter()
+    expected_latency: dict[tuple[object, ...], Counter[str]] = {}
     for b, (at, batch) in enumerate(zip(times, batches, strict=True)):
         tally.add(f"b{b}", batch, at, now=100.0 + b)
         outcomes, latency = bucket_increments(batch, at)
         for key, row in outcomes.items():
             mine = expected_outcomes.setdefault(key, [0.0] * len(row))
             expected_outcomes[key] = [a + v for a, v in zip(mine, row, strict=True)]
-        expected_latency.update(latency)
-    outcome_rows, latency_rows = tally.rows()
-    got = {row[:4]: list(row[4:]) for row in outcome_rows}
+        for key, hist in latency.items():
+            expected_latency.setdefault(key, Counter()).update(
+                {str(index): count for index, count in hist.items()})
+    rows = tally.rows()
+    got = {row[:4]: list(row[4:-1]) for row in rows}
     assert got.keys() == expected_outcomes.keys()
     for key, row in got.items():
         assert row == pytest.approx(expected_outcomes[key])
-    assert {row[:6]: row[6] for row in latency_rows} == dict(expected_latency)
+    assert {row[:4]: packed.unpack(row[-1]) for row in rows if row[-1] is not None} == {
+        key: dict(hist) for key, hist in expected_latency.items()}
+    assert {row[0] for row in rows if row[-1] is not None} == {60, 3600}  # no daily histograms
     assert tally.batches == ["b0", "b1", "b2", "b3"] and len(tally.counted) == 40
-    assert outcome_rows == sorted(outcome_rows)  # the fixed order keeps replicas deadlock-free
+    keys = [row[:4] for row in rows]
+    assert keys == sorted(keys)  # the fixed order keeps replicas deadlock-free
 
 
 def test_a_fold_is_due_after_flush_every_and_not_before() -> None:
