@@ -97,12 +97,7 @@ def _latency_sums(conn: Connection, lo: int, hi: int) -> dict[LatencyKey, Vector
         {"lo": lo, "hi": hi},
     ):
         for metric, bin_index, count in packed.by_metric(latency):
-            key = (scope, name, metric, bin_index)
-            have = sums.get(key)
-            if have is None:
-                sums[key] = [int(count)]
-            else:
-                have[0] += int(count)
+            sums.setdefault((scope, name, metric, bin_index), [0])[0] += int(count)
     return sums
 
 

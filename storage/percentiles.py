@@ -60,12 +60,7 @@ def _read(metric: str, resolution: int, conn: Connection, lo: int, hi: int
     sums: dict[HistKey, Vector] = {}
     for scope, name, text in conn.execute(query):
         for index, count in packed.bins(text, metric):
-            key = (scope, name, index)
-            have = sums.get(key)
-            if have is None:
-                sums[key] = [int(count)]
-            else:
-                have[0] += int(count)
+            sums.setdefault((scope, name, index), [0])[0] += int(count)
     return sums
 
 
