@@ -14,8 +14,8 @@ creates (`PG_FUNCTION`). NULL means no samples, and adding NULL changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Hashable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 import orjson
 
@@ -23,6 +23,7 @@ from hookwatch.storage.rollups import HIST_BINS, LATENCY_METRICS
 from hookwatch.storage.rollups import METRIC_OFFSETS as OFFSET
 
 FUNCTION = "hookwatch_hist_add"
+K = TypeVar("K", bound=Hashable)
 
 PG_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION {FUNCTION}(old text, new text) RETURNS text
@@ -94,6 +95,17 @@ def bins(text: str | None, metric: str) -> Iterator[tuple[int, int]]:
         b = int(index) - first
         if 0 <= b < HIST_BINS:
             yield b, count
+
+
+def histograms(rows: Iterable[tuple[K, str | None]], metric: str) -> dict[K, dict[int, int]]:
+    """One metric's bins summed per key over (key, packed column) rows; keys without a sample
+    of it are absent."""
+    found: dict[K, dict[int, int]] = {}
+    for key, text in rows:
+        for b, count in bins(text, metric):
+            histogram = found.setdefault(key, {})
+            histogram[b] = histogram.get(b, 0) + int(count)
+    return found
 
 
 def by_metric(text: str | None) -> Iterator[tuple[str, int, int]]:

@@ -66,17 +66,17 @@ def prune_old(
 
 def _prune_minutes(engine: Engine, *, before: int, max_chunks: int) -> tuple[int, bool]:
     """Delete 60-second buckets starting before `before`, oldest hour first."""
-    table = OutcomeBucket
     total = 0
     for _ in range(max_chunks):
         with engine.begin() as conn:
             first = conn.execute(
-                select(func.min(table.start)).where(table.resolution == 60)
+                select(func.min(OutcomeBucket.start)).where(OutcomeBucket.resolution == 60)
             ).scalar_one_or_none()
             if first is None or first >= before:
                 return total, False
             upper = min(before, int(first) + BUCKET_SLICE)
             total += conn.execute(
-                delete(table).where(col(table.resolution) == 60, col(table.start) < upper)
+                delete(OutcomeBucket).where(col(OutcomeBucket.resolution) == 60,
+                                            col(OutcomeBucket.start) < upper)
             ).rowcount
     return total, True

@@ -232,11 +232,8 @@ def latency_percentiles(
         _OUTCOME.latency.is_not(None),
         *_scope_filter(_OUTCOME, scope, names),
     )
-    histograms: dict[ScopeKey, dict[int, int]] = {}
-    for scope_name, name, latency in as_connection(db).execute(query):
-        for bin_index, count in packed.bins(latency, metric):
-            hist = histograms.setdefault((scope_name, name), {})
-            hist[bin_index] = hist.get(bin_index, 0) + int(count)
+    histograms = packed.histograms(
+        (((r[0], r[1]), r[2]) for r in as_connection(db).execute(query)), metric)
     return {
         key: Percentiles(
             count=sum(hist.values()), values={q: percentile(hist, q) for q in qs}

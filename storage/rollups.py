@@ -90,7 +90,7 @@ BucketKey = tuple[int, int, str, str]  # resolution, start, scope, name
 
 
 ScopeKey = tuple[str, str]  # scope, name
-Histogram = dict[int, int]  # packed index (storage.packed: metric * HIST_BINS + bin) -> count
+PackedCounts = dict[int, int]  # packed index (METRIC_OFFSETS[metric] + bin) -> count
 
 
 @dataclass(slots=True)
@@ -100,7 +100,7 @@ class ScopeFold:
     and spreads them once, when written."""
 
     minutes: dict[int, list[float]] = dataclasses.field(default_factory=dict)
-    hist: dict[int, Histogram] = dataclasses.field(default_factory=dict)
+    hist: dict[int, PackedCounts] = dataclasses.field(default_factory=dict)
 
     def rows(self) -> int:
         """How many bucket rows this spreads to."""
@@ -109,7 +109,7 @@ class ScopeFold:
 
 def bucket_increments(
     counted: Iterable[Counted], at: float
-) -> tuple[dict[BucketKey, list[float]], dict[BucketKey, Histogram]]:
+) -> tuple[dict[BucketKey, list[float]], dict[BucketKey, PackedCounts]]:
     """Aggregate outcome and latency increments for one batch, keyed for upserts.
 
     Outcome rows are [succeeded, failed, canceled, aborted, other, pt_sum, pt_count]; every
@@ -161,10 +161,10 @@ def count_minutes(counted: Iterable[Counted], at: float, folds: dict[ScopeKey, S
 
 
 def spread(folds: Iterable[tuple[ScopeKey, ScopeFold]]
-           ) -> tuple[dict[BucketKey, list[float]], dict[BucketKey, Histogram]]:
+           ) -> tuple[dict[BucketKey, list[float]], dict[BucketKey, PackedCounts]]:
     """Minute rows as the rows of every resolution (histograms: LATENCY_RESOLUTIONS)."""
     outcomes: dict[BucketKey, list[float]] = {}
-    latency: dict[BucketKey, Histogram] = {}
+    latency: dict[BucketKey, PackedCounts] = {}
     for (scope, name), fold in folds:
         for minute, row in fold.minutes.items():
             for resolution in RESOLUTIONS:

@@ -26,7 +26,7 @@ from hookwatch.storage.packed import pack
 from hookwatch.storage.rollups import (
     BucketKey,
     Counted,
-    Histogram,
+    PackedCounts,
     ScopeFold,
     ScopeKey,
     count_minutes,
@@ -69,8 +69,8 @@ def counted_from_row(r: Any) -> Counted:
     )
 
 
-def bucket_rows(outcomes: dict[BucketKey, list[float]], latency: dict[BucketKey, Histogram]
-                ) -> list[tuple[Any, ...]]:
+def bucket_rows(outcomes: dict[BucketKey, list[float]],
+                latency: dict[BucketKey, PackedCounts]) -> list[tuple[Any, ...]]:
     """Upsert rows, the key's columns, the outcome sums and the packed histogram, in key order
     (a fixed order keeps concurrent replicas free of deadlocks)."""
     return [(*key, *outcomes[key], pack(latency.get(key, {}))) for key in sorted(outcomes)]

@@ -131,11 +131,7 @@ def model_lineups(
         _OUTCOME.resolution == HOUR, _OUTCOME.scope == "version", _OUTCOME.latency.is_not(None),
         _OUTCOME.start >= since, _OUTCOME.start <= now,
         *_scope_filter(_OUTCOME, None, totals))
-    hists: dict[str, Histogram] = {}
-    for name, text in conn.execute(latency_q):
-        for bin_index, count in packed.bins(text, "predict"):
-            hist = hists.setdefault(str(name), {})
-            hist[bin_index] = hist.get(bin_index, 0) + int(count)
+    hists = packed.histograms(((str(r[0]), r[1]) for r in conn.execute(latency_q)), "predict")
     _refine_first_seen(conn, first, now=now)
     by_model: dict[str, list[VersionStats]] = {}
     for name, total in totals.items():

@@ -27,6 +27,13 @@ def test_pack_and_read_back_by_metric() -> None:
     assert list(packed.bins(None, "predict")) == [] and packed.unpack(None) == {}
 
 
+def test_histograms_sum_one_metric_per_key() -> None:
+    rows = [("a", packed.pack({3: 2, HIST_BINS + 3: 9})), ("a", packed.pack({3: 1})),
+            ("b", packed.pack({HIST_BINS + 1: 4})), ("c", None)]
+    assert packed.histograms(rows, "predict") == {"a": {3: 3}}  # b and c: no predict samples
+    assert packed.histograms(rows, "queue") == {"a": {3: 9}, "b": {1: 4}}
+
+
 def test_add_sums_shared_bins_and_keeps_the_rest() -> None:
     old, new = packed.pack({1: 2, 7: 1}), packed.pack({7: 3, 9: 1})
     assert packed.unpack(packed.add(old, new)) == {"1": 2, "7": 4, "9": 1}
